@@ -1,0 +1,34 @@
+# Realtor MLOps — the commands a user needs. `make setup` then `make test`; `make demo` to see it run.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
+
+.PHONY: setup system-packages services databases test demo lint
+
+setup: system-packages $(VENV)/.installed services databases
+
+system-packages:
+	scripts/install-system-packages.sh
+
+# Reinstalls only when a requirements file changed.
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+services:
+	scripts/system-services.sh start
+
+databases:
+	scripts/create-local-databases.sh
+
+test: services
+	$(BIN)/python -m pytest
+
+demo: services
+	$(BIN)/python scripts/demo.py
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .

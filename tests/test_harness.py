@@ -1,0 +1,81 @@
+"""The harness's own smoke test: each real service answers and is wired the way later tests need."""
+
+import time
+
+import boto3
+import mlflow
+import psycopg2
+import pytest
+import requests
+import sqlalchemy
+from sqlalchemy.exc import OperationalError
+
+from tests.harness.processes import free_port
+
+
+def test_mariadb_has_session_databases_and_a_least_privilege_user(mariadb):
+    engine = sqlalchemy.create_engine(mariadb.url(mariadb.raw_db))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE probe (id INT PRIMARY KEY, note VARCHAR(20))")
+        connection.exec_driver_sql("INSERT INTO probe VALUES (1, 'ok')")
+        assert connection.exec_driver_sql("SELECT note FROM probe").scalar_one() == "ok"
+        connection.exec_driver_sql("DELETE FROM probe")
+    with engine.connect() as connection:
+        databases = {row[0] for row in connection.exec_driver_sql("SHOW DATABASES")}
+        assert {mariadb.raw_db, mariadb.clean_db} <= databases
+        assert "mysql" not in databases, "the pipeline user sees only its own databases"
+        with pytest.raises(OperationalError, match="denied"):
+            connection.exec_driver_sql(f"DROP DATABASE `{mariadb.clean_db}`")
+    engine.dispose()
+
+
+def test_s3_server_holds_the_artifact_bucket(s3):
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
+                          aws_secret_access_key=s3.secret_key, region_name="us-east-1")
+    assert s3.bucket in {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}
+
+
+def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(mlflow_server, postgres, s3, tmp_path, monkeypatch):
+    # The client holds no S3 credentials: artefacts must go through the tracking server's proxy.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    client = mlflow.MlflowClient(mlflow_server.tracking_uri)
+    experiment_id = client.create_experiment("harness-smoke")
+    run = client.create_run(experiment_id)
+    client.log_metric(run.info.run_id, "rmse", 1.5)
+    note = tmp_path / "note.txt"
+    note.write_text("artefact through the proxy")
+    client.log_artifact(run.info.run_id, str(note))
+
+    with psycopg2.connect(postgres.url.replace("postgresql+psycopg2", "postgresql")) as connection:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT name FROM experiments WHERE experiment_id = %s", [int(experiment_id)])
+            assert cursor.fetchone() == ("harness-smoke",)
+
+    bucket = boto3.resource("s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
+                            aws_secret_access_key=s3.secret_key, region_name="us-east-1").Bucket(s3.bucket)
+    keys = [item.key for item in bucket.objects.all()]
+    assert any(key.endswith(f"{run.info.run_id}/artifacts/note.txt") for key in keys), keys
+    downloaded = client.download_artifacts(run.info.run_id, "note.txt", str(tmp_path / "back"))
+    assert open(downloaded).read() == "artefact through the proxy"
+
+
+def test_prometheus_scrapes_and_answers_queries(start_prometheus, tmp_path):
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s}\nscrape_configs:\n"
+        f"  - {{job_name: self, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n"
+        f"  - {{job_name: absent, static_configs: [{{targets: ['127.0.0.1:{free_port()}']}}]}}\n"
+    )
+    prometheus = start_prometheus(config, port)
+    deadline, up = time.monotonic() + 30, {}
+    while time.monotonic() < deadline and len(up) < 2:
+        result = requests.get(f"{prometheus.url}/api/v1/query", params={"query": "up"}, timeout=5).json()
+        up = {sample["metric"]["job"]: sample["value"][1] for sample in result["data"]["result"]}
+        time.sleep(0.5)
+    assert up == {"self": "1", "absent": "0"}
+
+
+def test_data_api_answers(data_api):
+    assert requests.get(f"{data_api.url}/health", timeout=5).json() == {"status": "ok"}
