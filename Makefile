@@ -1,4 +1,4 @@
-# Realtor MLOps — the commands a user needs. `make setup` then `make test`; `make demo` to see it run.
+# Realtor MLOps. `make demo` runs it, `make test` tests it; both run the idempotent `make setup` first.
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -23,11 +23,11 @@ services:
 databases:
 	scripts/create-local-databases.sh
 
-test: services
+test: setup
 	$(BIN)/python -m pytest
 
-demo: services
-	$(BIN)/python scripts/demo.py
+demo: setup
+	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
 
 lint:
 	$(BIN)/ruff check .

@@ -52,7 +52,11 @@ def create_app(settings: DataApiSettings | None = None) -> FastAPI:
         batch = batches[state.batch_number - 1]
         log.info(
             "event=batch group=%s day=%s generation=%s batch=%s rows=%s",
-            group_number, day.value, state.generation, state.batch_number, len(batch),
+            group_number,
+            day.value,
+            state.generation,
+            state.batch_number,
+            len(batch),
         )
         return {
             "group_number": group_number,

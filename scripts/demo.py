@@ -33,7 +33,9 @@ def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 60)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--port", type=int, default=int(os.environ.get("DATA_API_PORT", 8080)), help="data API port")
+    parser.add_argument(
+        "--port", type=int, default=int(os.environ.get("DATA_API_PORT", 8080)), help="data API port"
+    )
     parser.add_argument("--group", type=int, default=5, help="group_number to fetch")
     parser.add_argument("--day", default="Wednesday", help="day to fetch")
     parser.add_argument("--once", action="store_true", help="exit after showing one batch")
@@ -44,23 +46,38 @@ def main() -> None:
     started = time.monotonic()
     print(f"demo: [1/2] starting the data API on {url}", flush=True)
     api = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "data_api.app:create_app", "--port", str(args.port),
-         "--log-level", "warning"],
-        cwd=REPO_ROOT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "data_api.app:create_app",
+            "--port",
+            str(args.port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
     )
     try:
         wait_until_healthy(url, api)
         print(f"demo: [2/2] GET /data?group_number={args.group}&day={args.day}", flush=True)
-        response = requests.get(f"{url}/data", params={"group_number": args.group, "day": args.day}, timeout=60)
+        response = requests.get(
+            f"{url}/data", params={"group_number": args.group, "day": args.day}, timeout=60
+        )
         if response.status_code != 200:
             print(f"demo: the API answered {response.status_code}: {response.json()['detail']}")
-            print(f"demo: start over with: curl '{url}/restart_data_generation?group_number={args.group}&day={args.day}'")
+            query = f"group_number={args.group}&day={args.day}"
+            print(f"demo: start over with: curl '{url}/restart_data_generation?{query}'")
         else:
             batch = response.json()
             rows = pd.DataFrame(batch["data"])
-            print(f"\nbatch {batch['batch_number']} of group {batch['group_number']} ({batch['day']}): "
-                  f"{len(rows)} listings in {rows['state'].iloc[0]}, "
-                  f"median price ${rows['price'].median():,.0f}\n")
+            print(
+                f"\nbatch {batch['batch_number']} of group {batch['group_number']} ({batch['day']}): "
+                f"{len(rows)} listings in {rows['state'].iloc[0]}, "
+                f"median price ${rows['price'].median():,.0f}\n"
+            )
             print(rows.head(8).to_string(index=False))
         print(f"\ndemo: ready in {time.monotonic() - started:.1f} s — API docs at {url}/docs")
         if not args.once:

@@ -1,10 +1,10 @@
 """The harness's own smoke test: each real service answers and is wired the way later tests need."""
 
 import time
+from pathlib import Path
 
 import boto3
 import mlflow
-import psycopg2
 import pytest
 import requests
 import sqlalchemy
@@ -30,12 +30,19 @@ def test_mariadb_has_session_databases_and_a_least_privilege_user(mariadb):
 
 
 def test_s3_server_holds_the_artifact_bucket(s3):
-    client = boto3.client("s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
-                          aws_secret_access_key=s3.secret_key, region_name="us-east-1")
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+    )
     assert s3.bucket in {bucket["Name"] for bucket in client.list_buckets()["Buckets"]}
 
 
-def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(mlflow_server, postgres, s3, tmp_path, monkeypatch):
+def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(
+    mlflow_server, postgres, s3, tmp_path, monkeypatch
+):
     # The client holds no S3 credentials: artefacts must go through the tracking server's proxy.
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MLFLOW_S3_ENDPOINT_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -47,17 +54,25 @@ def test_mlflow_server_keeps_runs_in_postgres_and_artifacts_in_s3(mlflow_server,
     note.write_text("artefact through the proxy")
     client.log_artifact(run.info.run_id, str(note))
 
-    with psycopg2.connect(postgres.url.replace("postgresql+psycopg2", "postgresql")) as connection:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT name FROM experiments WHERE experiment_id = %s", [int(experiment_id)])
-            assert cursor.fetchone() == ("harness-smoke",)
+    engine = sqlalchemy.create_engine(postgres.url)
+    with engine.connect() as connection:
+        name = connection.exec_driver_sql(
+            "SELECT name FROM experiments WHERE experiment_id = %(id)s", {"id": int(experiment_id)}
+        ).scalar_one()
+        assert name == "harness-smoke"
+    engine.dispose()
 
-    bucket = boto3.resource("s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
-                            aws_secret_access_key=s3.secret_key, region_name="us-east-1").Bucket(s3.bucket)
+    bucket = boto3.resource(
+        "s3",
+        endpoint_url=s3.endpoint_url,
+        aws_access_key_id=s3.access_key,
+        aws_secret_access_key=s3.secret_key,
+        region_name="us-east-1",
+    ).Bucket(s3.bucket)
     keys = [item.key for item in bucket.objects.all()]
     assert any(key.endswith(f"{run.info.run_id}/artifacts/note.txt") for key in keys), keys
     downloaded = client.download_artifacts(run.info.run_id, "note.txt", str(tmp_path / "back"))
-    assert open(downloaded).read() == "artefact through the proxy"
+    assert Path(downloaded).read_text() == "artefact through the proxy"
 
 
 def test_prometheus_scrapes_and_answers_queries(start_prometheus, tmp_path):

@@ -49,7 +49,9 @@ def test_batches_advance_then_exhaust_then_restart(start_data_api):
     assert other_day["batch_number"] == 1, "each (group, day) has its own progress"
     assert other_day["data"] != first["data"], "each (group, day) has its own slice"
 
-    restart = requests.get(f"{api.url}/restart_data_generation", params={"group_number": 5, "day": "Wednesday"})
+    restart = requests.get(
+        f"{api.url}/restart_data_generation", params={"group_number": 5, "day": "Wednesday"}
+    )
     assert restart.status_code == 200 and restart.json()["generation"] == 2
     again = get_batch(api).json()
     assert again["batch_number"] == 1
@@ -128,14 +130,23 @@ def test_serves_a_users_file(start_data_api, tmp_path, listing_file_rows, file_f
     else:
         rows = json.loads(listing_file_rows.to_json(orient="records"))
         path.write_text(json.dumps({"group_number": 1, "day": "Tuesday", "batch_number": 1, "data": rows}))
-    api = start_data_api(DATA_API_SOURCE=str(path), DATA_API_BATCHES="2", MIN_UPDATE_TIME="0", DATA_API_GROUPS="2")
+    api = start_data_api(
+        DATA_API_SOURCE=str(path), DATA_API_BATCHES="2", MIN_UPDATE_TIME="0", DATA_API_GROUPS="2"
+    )
 
-    served = pd.concat([pd.DataFrame(get_batch(api, group=group, day="Monday").json()["data"])
-                        for group in (1, 2) for _ in range(2)])
+    served = pd.concat(
+        [
+            pd.DataFrame(get_batch(api, group=group, day="Monday").json()["data"])
+            for group in (1, 2)
+            for _ in range(2)
+        ]
+    )
     expected = listing_file_rows.dropna()
     expected = expected[expected["price"] <= 300_000]
     assert set(served["state"]) == {"Rhode Island", "Vermont"}
     assert len(served) == len(expected), "the two batches of each group hold its whole slice"
     key = ["street", "zip_code", "price", "house_size", "prev_sold_date"]
-    assert sorted(map(tuple, served[key].values.tolist())) == sorted(map(tuple, expected[key].values.tolist()))
+    assert sorted(map(tuple, served[key].values.tolist())) == sorted(
+        map(tuple, expected[key].values.tolist())
+    )
     assert get_batch(api, group=1, day="Monday").status_code == 400

@@ -28,7 +28,9 @@ def free_port() -> int:
 def service_failed(name: str, reason: str, log_path: Path | None = None) -> None:
     tail = ""
     if log_path and log_path.exists():
-        tail = "\n--- last lines of its log ---\n" + "\n".join(log_path.read_text(errors="replace").splitlines()[-30:])
+        tail = "\n--- last lines of its log ---\n" + "\n".join(
+            log_path.read_text(errors="replace").splitlines()[-30:]
+        )
     pytest.fail(f"service {name} could not start: {reason}{tail}", pytrace=False)
 
 
@@ -56,8 +58,12 @@ class ServiceProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                self.command, stdout=log, stderr=subprocess.STDOUT, env=self.env,
-                cwd=REPO_ROOT, start_new_session=True,
+                self.command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                cwd=REPO_ROOT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -65,16 +65,23 @@ def mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterator[Mari
     """RawData/CleanData for this session, created by node 1's own init script."""
     _ensure_system_services()
     service = MariaDB(
-        host="127.0.0.1", port=3306, raw_db=f"RawData_{session_id}", clean_db=f"CleanData_{session_id}",
-        user=f"pipeline_{session_id}", password=secrets.token_hex(12),
+        host="127.0.0.1",
+        port=3306,
+        raw_db=f"RawData_{session_id}",
+        clean_db=f"CleanData_{session_id}",
+        user=f"pipeline_{session_id}",
+        password=secrets.token_hex(12),
     )
     env = {
         **os.environ,
-        "MYSQL_HOST": service.host, "MYSQL_TCP_PORT": str(service.port),
+        "MYSQL_HOST": service.host,
+        "MYSQL_TCP_PORT": str(service.port),
         "MYSQL_ADMIN_USER": admin_credentials["LOCAL_ADMIN_USER"],
         "MYSQL_PWD": admin_credentials["LOCAL_ADMIN_PASSWORD"],
-        "RAW_DATA_DB": service.raw_db, "CLEAN_DATA_DB": service.clean_db,
-        "PIPELINE_DB_USER": service.user, "PIPELINE_DB_PASSWORD": service.password,
+        "RAW_DATA_DB": service.raw_db,
+        "CLEAN_DATA_DB": service.clean_db,
+        "PIPELINE_DB_USER": service.user,
+        "PIPELINE_DB_PASSWORD": service.password,
     }
     init = subprocess.run(
         [REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"], env=env, capture_output=True, text=True
@@ -88,7 +95,9 @@ def mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterator[Mari
     with admin.begin() as connection:
         for database in (service.raw_db, service.clean_db):
             connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-        connection.exec_driver_sql(f"DROP USER IF EXISTS '{service.user}'@'%%'")  # %% escapes the driver's paramstyle
+        connection.exec_driver_sql(
+            f"DROP USER IF EXISTS '{service.user}'@'%%'"
+        )  # %% escapes the driver's paramstyle
     admin.dispose()
 
 
@@ -102,14 +111,19 @@ def postgres(session_id: str, admin_credentials: dict[str, str]) -> Iterator[Pos
     _ensure_system_services()
     database, owner, password = f"mlflow_{session_id}", f"mlflow_{session_id}", secrets.token_hex(12)
     admin = psycopg2.connect(
-        host="127.0.0.1", port=5432, dbname="postgres",
-        user=admin_credentials["LOCAL_ADMIN_USER"], password=admin_credentials["LOCAL_ADMIN_PASSWORD"],
+        host="127.0.0.1",
+        port=5432,
+        dbname="postgres",
+        user=admin_credentials["LOCAL_ADMIN_USER"],
+        password=admin_credentials["LOCAL_ADMIN_PASSWORD"],
     )
     admin.autocommit = True  # CREATE DATABASE cannot run in a transaction
     with admin.cursor() as cursor:
         cursor.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD %s").format(sql.Identifier(owner)), [password])
         cursor.execute(sql.SQL("GRANT {} TO CURRENT_USER").format(sql.Identifier(owner)))
-        cursor.execute(sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner)))
+        cursor.execute(
+            sql.SQL("CREATE DATABASE {} OWNER {}").format(sql.Identifier(database), sql.Identifier(owner))
+        )
     yield Postgres(url=f"postgresql+psycopg2://{owner}:{password}@127.0.0.1:5432/{database}")
     with admin.cursor() as cursor:
         cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
@@ -141,11 +155,16 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3]:
     port = free_port()
     service = S3(f"http://127.0.0.1:{port}", secrets.token_hex(8), secrets.token_hex(16), "mlflow-artifacts")
     logs = tmp_path_factory.mktemp("s3")
-    server = ServiceProcess("S3 (moto_server)", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                            logs / "moto.log").start(http_ok(f"{service.endpoint_url}/moto-api/"))
+    server = ServiceProcess(
+        "S3 (moto_server)",
+        [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+        logs / "moto.log",
+    ).start(http_ok(f"{service.endpoint_url}/moto-api/"))
     job = subprocess.run(
         [sys.executable, REPO_ROOT / "Servidor2" / "minio" / "create_bucket.py"],
-        env={**os.environ, **service.env()}, capture_output=True, text=True,
+        env={**os.environ, **service.env()},
+        capture_output=True,
+        text=True,
     )
     if job.returncode != 0:
         server.stop()
@@ -161,7 +180,9 @@ class MLflowServer:
 
 
 @pytest.fixture(scope="session")
-def mlflow_server(postgres: Postgres, s3: S3, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLflowServer]:
+def mlflow_server(
+    postgres: Postgres, s3: S3, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MLflowServer]:
     """A real `mlflow server` started by node 2's start script: Postgres backend, S3 artefacts."""
     port = free_port()
     env = {
@@ -171,8 +192,12 @@ def mlflow_server(postgres: Postgres, s3: S3, tmp_path_factory: pytest.TempPathF
         "MLFLOW_HOST": "127.0.0.1",
         "MLFLOW_PORT": str(port),
     }
-    process = ServiceProcess("mlflow server", [str(REPO_ROOT / "Servidor2" / "mlflow" / "start-mlflow.sh")],
-                             tmp_path_factory.mktemp("mlflow") / "mlflow.log", env)
+    process = ServiceProcess(
+        "mlflow server",
+        [str(REPO_ROOT / "Servidor2" / "mlflow" / "start-mlflow.sh")],
+        tmp_path_factory.mktemp("mlflow") / "mlflow.log",
+        env,
+    )
     # A cold start migrates an empty database; measured at up to ~60 s on a loaded machine.
     process.start(http_ok(f"http://127.0.0.1:{port}/health"), timeout=240)
     yield MLflowServer(f"http://127.0.0.1:{port}", process)
@@ -193,10 +218,16 @@ def start_prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Calla
     def start(config_file: Path, port: int | None = None) -> Prometheus:
         port = port or free_port()
         data = tmp_path_factory.mktemp("prometheus")
-        process = ServiceProcess("prometheus", [
-            "prometheus", f"--config.file={config_file}", f"--storage.tsdb.path={data}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ], data / "prometheus.log")
+        process = ServiceProcess(
+            "prometheus",
+            [
+                "prometheus",
+                f"--config.file={config_file}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{port}",
+            ],
+            data / "prometheus.log",
+        )
         started.append(process.start(http_ok(f"http://127.0.0.1:{port}/-/ready")))
         return Prometheus(f"http://127.0.0.1:{port}")
 
@@ -221,10 +252,20 @@ def start_data_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callabl
         port = free_port()
         folder = tmp_path_factory.mktemp("data_api")
         state_file = state_file or folder / "state.json"
-        process = ServiceProcess("data API", [
-            str(VENV_BIN / "uvicorn"), "--factory", "data_api.app:create_app",
-            "--host", "127.0.0.1", "--port", str(port),
-        ], folder / "data_api.log", {"DATA_API_STATE_FILE": str(state_file), **env})
+        process = ServiceProcess(
+            "data API",
+            [
+                str(VENV_BIN / "uvicorn"),
+                "--factory",
+                "data_api.app:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            folder / "data_api.log",
+            {"DATA_API_STATE_FILE": str(state_file), **env},
+        )
         started.append(process.start(http_ok(f"http://127.0.0.1:{port}/health")))
         return DataApi(f"http://127.0.0.1:{port}", state_file, process)
 
