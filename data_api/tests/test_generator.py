@@ -156,16 +156,19 @@ def test_status_mix_raw_and_after_the_complete_rows_filter(listings):
 
 
 @pytest.mark.parametrize("state", ["Massachusetts", "Puerto Rico"])
-def test_price_rises_with_house_size(state):
+def test_price_follows_house_size_and_city(state):
     homes = without_bad_values(generate_listings(state, 20_000, seed=5)).dropna(
-        subset=["price", "house_size"]
+        subset=["price", "house_size", "city"]
     )
     assert homes["price"].corr(homes["house_size"], method="spearman") > 0.4
     by_quintile = homes.groupby(pd.qcut(homes["house_size"], 5), observed=True)["price"].median()
     assert by_quintile.is_monotonic_increasing and by_quintile.is_unique
+    factors = pd.Series({city.name: city.price_factor for city in find_state(state).cities})
+    city_medians = homes.groupby("city")["price"].median()
+    assert city_medians.corr(factors[city_medians.index], method="spearman") > 0.8
 
 
-@pytest.mark.parametrize("rule", BAD_VALUES, ids=lambda rule: f"{rule.column}-{rule.low:g}")
+@pytest.mark.parametrize("rule", BAD_VALUES, ids=lambda rule: f"{rule.column}:{rule.low:.0f}-{rule.high:.0f}")
 def test_bad_values_appear_at_their_rate(listings, rule):
     values = listings[rule.column].dropna()
     share = values.between(rule.low, rule.high).mean()

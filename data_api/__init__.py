@@ -1,0 +1,1 @@
+"""Listing data API: a stand-in for the course's external data server."""
