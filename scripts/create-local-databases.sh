@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Creates the project's own users and databases on this machine's MariaDB and PostgreSQL:
 # an admin user the test harness uses to make session-unique databases, node 1's RawData and
-# CleanData with the pipeline user, and MLflow's database. Passwords are generated once into
-# .local/credentials.env (ignored by git). Idempotent.
+# CleanData with the pipeline user, and MLflow's database. Passwords are generated once into a
+# per-machine file outside the checkout (the servers are per machine, so every clone shares
+# it), REALTOR_CREDENTIALS_FILE or ~/.config/realtor-mlops/credentials.env. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-credentials=.local/credentials.env
+credentials=${REALTOR_CREDENTIALS_FILE:-${XDG_CONFIG_HOME:-$HOME/.config}/realtor-mlops/credentials.env}
 if [ ! -f "$credentials" ]; then
-  mkdir -p .local
+  mkdir -p "$(dirname "$credentials")"
   umask 077
   cat > "$credentials" <<ENV
 LOCAL_ADMIN_USER=realtor_admin

@@ -22,7 +22,11 @@ from psycopg2 import sql
 
 from tests.harness.processes import REPO_ROOT, VENV_BIN, ServiceProcess, free_port, http_ok, service_failed
 
-CREDENTIALS_FILE = REPO_ROOT / ".local" / "credentials.env"
+# Per machine, like the servers it opens; written by scripts/create-local-databases.sh.
+CREDENTIALS_FILE = Path(
+    os.environ.get("REALTOR_CREDENTIALS_FILE")
+    or Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "realtor-mlops" / "credentials.env"
+)
 
 
 @pytest.fixture(scope="session")
