@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint
+.PHONY: setup system-packages services databases test demo lint bench-ingest
 
 setup: system-packages $(VENV)/.installed services databases
 
@@ -28,6 +28,9 @@ test: setup
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)
+
+bench-ingest: setup
+	$(BIN)/python Servidor1/pipeline/bench_ingest.py
 
 lint:
 	$(BIN)/ruff check .
