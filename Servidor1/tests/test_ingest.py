@@ -29,6 +29,7 @@ from realtor_pipeline.tables import (
     collection_generation,
     create_tables,
     ingestion_log,
+    realtor_quarantine,
     realtor_raw,
 )
 from tests.harness.processes import free_port
@@ -140,10 +141,22 @@ def test_duplicate_rows_inside_one_batch_are_kept_and_values_round_trip(engine):
     ]
     assert [row for row in stored if row[3] is None] == [(1, 103378.0, "Cañón City", None, None)]
 
-    bad = {**response, "batch_number": 5, "data": [listing, {**listing, "prev_sold_date": "2021-02-30"}]}
-    with pytest.raises(ValueError, match=r"batch 5 row 1: column prev_sold_date='2021-02-30'"):
-        ingest_batch(engine, bad, generation=1)
-    assert stored_rows(engine, 9, "Sunday", "batch_number").count((5,)) == 0
+    # Rows that cannot be stored are quarantined with the reason; the rest of the batch lands.
+    bad_rows = [{**listing, "prev_sold_date": "2021-02-30"}, {**listing, "price": "a lot"}, "not a row"]
+    bad = {**response, "batch_number": 5, "data": [listing, *bad_rows]}
+    for _ in range(2):  # a batch served twice quarantines its rows once
+        report = ingest_batch(engine, bad, generation=1)
+    assert (report.inserted, report.quarantined, report.duplicate) == (0, 3, 1)
+    assert stored_rows(engine, 9, "Sunday", "batch_number").count((5,)) == 1
+    with engine.connect() as connection:
+        quarantined = connection.execute(
+            select(realtor_quarantine.c.position, realtor_quarantine.c.served_row, realtor_quarantine.c.rule)
+            .where(realtor_quarantine.c.batch_number == 5, realtor_quarantine.c.day == "Sunday")
+            .order_by(realtor_quarantine.c.position)
+        ).all()
+    assert [(position, json.loads(row)) for position, row, _ in quarantined] == list(enumerate(bad_rows, 1))
+    assert "column prev_sold_date='2021-02-30'" in quarantined[0].rule
+    assert "column price='a lot'" in quarantined[1].rule
 
 
 def test_end_of_data_is_logged_and_a_restart_starts_a_new_generation(engine, advancing_api):

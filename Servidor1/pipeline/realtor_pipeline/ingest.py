@@ -31,6 +31,7 @@ from realtor_pipeline.tables import (
     IngestOutcome,
     collection_generation,
     ingestion_log,
+    realtor_quarantine,
     realtor_raw,
 )
 
@@ -93,6 +94,7 @@ class IngestReport:
     received: int = 0
     inserted: int = 0
     duplicate: int = 0  # rows received that were already stored under the same key
+    quarantined: int = 0  # rows received that cannot be a listing, kept in realtor_quarantine
     duration_s: float = 0.0
     log_id: int | None = None  # its ingestion_log row, which validation updates
 
@@ -234,21 +236,28 @@ def listing_hash(values: Sequence[Any]) -> bytes:
     return hashlib.sha1(normalised.encode(), usedforsecurity=False).digest()
 
 
-def _json_rows(batch: Batch) -> list[list[Any]]:
-    """The batch's rows as [hash hex, occurrence, 12 values]; a listing repeated in the batch
-    gets occurrence 2, 3…"""
+@dataclass(frozen=True)
+class RejectedRow:
+    position: int  # index in the batch
+    served_row: Any
+    rule: str
+
+
+def _json_rows(batch: Batch) -> tuple[list[list[Any]], list[RejectedRow]]:
+    """The batch's storable rows as [hash hex, occurrence, 12 values] (a listing repeated in the
+    batch gets occurrence 2, 3…), and the rows that cannot be stored, with the reason."""
     occurrences: dict[bytes, int] = {}
-    rows = []
+    rows, rejected = [], []
     for position, served in enumerate(batch.rows):
         try:
             values = listing_values(served)
-        except ValueError as error:
-            where = f"group {batch.group_number} {batch.day} batch {batch.batch_number} row {position}"
-            raise ValueError(f"{where}: {error}") from error
+        except (AttributeError, ValueError) as error:  # AttributeError: a row that is not an object
+            rejected.append(RejectedRow(position, served, str(error)))
+            continue
         digest = listing_hash(values)
         occurrences[digest] = occurrences.get(digest, 0) + 1
         rows.append([digest.hex(), occurrences[digest], *values])
-    return rows
+    return rows, rejected
 
 
 # Rows per INSERT: ~250 bytes of JSON each, far below max_allowed_packet (16 MB on MariaDB).
@@ -284,8 +293,11 @@ def _insert_listings_statement() -> TextClause:
 INSERT_LISTINGS = _insert_listings_statement()
 
 
-def _store_batch(connection: Connection, batch: Batch, generation: int, fetched_at: datetime) -> int:
-    """Insert the batch's rows that are not stored yet; returns how many were inserted."""
+def _store_batch(
+    connection: Connection, batch: Batch, generation: int, fetched_at: datetime
+) -> tuple[int, int]:
+    """Insert the batch's rows that are not stored yet and quarantine the rows that cannot be
+    stored; returns (rows inserted, rows of the batch quarantined)."""
     batch_key = {
         "generation": generation,
         "group_number": batch.group_number,
@@ -300,21 +312,37 @@ def _store_batch(connection: Connection, batch: Batch, generation: int, fetched_
         )
     )
     stored_keys = {(digest.hex(), occurrence) for digest, occurrence in stored}
-    rows = [row for row in _json_rows(batch) if (row[0], row[1]) not in stored_keys]
+    storable, rejected = _json_rows(batch)
+    if rejected:
+        quarantine = insert(realtor_quarantine).prefix_with("IGNORE")
+        connection.execute(quarantine, [
+            {**batch_key, "fetched_at": fetched_at, "position": row.position,
+             "served_row": json.dumps(row.served_row, default=str), "rule": row.rule}
+            for row in rejected
+        ])  # fmt: skip
+    rows = [row for row in storable if (row[0], row[1]) not in stored_keys]
     inserted = 0
     for start in range(0, len(rows), ROWS_PER_STATEMENT):
         chunk = json.dumps(rows[start : start + ROWS_PER_STATEMENT], allow_nan=False, separators=(",", ":"))
         parameters = {**batch_key, "fetched_at": fetched_at, "rows": chunk}
         inserted += connection.execute(INSERT_LISTINGS, parameters).rowcount
-    return inserted
+    return inserted, len(rejected)
 
 
 def _utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)  # DATETIME columns hold naive UTC
 
 
-def _stored_outcome(received: int, inserted: int) -> IngestOutcome:
-    return IngestOutcome.REPEAT if received and not inserted else IngestOutcome.INGESTED
+def _with_counts(report: IngestReport, inserted: int, quarantined: int) -> IngestReport:
+    """The report of a stored batch: what was new, quarantined, or stored already."""
+    storable = report.received - quarantined
+    return replace(
+        report,
+        inserted=inserted,
+        quarantined=quarantined,
+        duplicate=storable - inserted,
+        outcome=IngestOutcome.REPEAT if storable and not inserted else IngestOutcome.INGESTED,
+    )
 
 
 def ingest_batch(engine: Engine, response_json: Mapping[str, Any], generation: int) -> IngestReport:
@@ -322,18 +350,16 @@ def ingest_batch(engine: Engine, response_json: Mapping[str, Any], generation: i
     clock = time.monotonic()
     batch = Batch.from_response(response_json)
     with engine.begin() as connection:
-        inserted = _store_batch(connection, batch, generation, _utc_now())
-    return IngestReport(
+        counts = _store_batch(connection, batch, generation, _utc_now())
+    report = IngestReport(
         group_number=batch.group_number,
         day=batch.day,
         generation=generation,
-        outcome=_stored_outcome(len(batch.rows), inserted),
+        outcome=IngestOutcome.INGESTED,
         batch_number=batch.batch_number,
         received=len(batch.rows),
-        inserted=inserted,
-        duplicate=len(batch.rows) - inserted,
-        duration_s=time.monotonic() - clock,
     )
+    return replace(_with_counts(report, *counts), duration_s=time.monotonic() - clock)
 
 
 # --- Collection generations -------------------------------------------------------------------
@@ -417,6 +443,7 @@ def _write_log(connection: Connection, report: IngestReport, started_at: datetim
             rows_received=report.received,
             rows_inserted=report.inserted,
             rows_duplicate=report.duplicate,
+            rows_quarantined=report.quarantined,
             outcome=report.outcome,
             detail=detail,
         )
@@ -427,7 +454,7 @@ def _write_log(connection: Connection, report: IngestReport, started_at: datetim
 def _log_event(report: IngestReport) -> None:
     log.info(
         "event=ingest group=%s day=%s generation=%s batch=%s outcome=%s received=%d inserted=%d "
-        "duplicate=%d duration_s=%.3f",
+        "duplicate=%d quarantined=%d duration_s=%.3f",
         report.group_number,
         report.day,
         report.generation,
@@ -436,6 +463,7 @@ def _log_event(report: IngestReport) -> None:
         report.received,
         report.inserted,
         report.duplicate,
+        report.quarantined,
         report.duration_s,
     )
 
@@ -455,13 +483,7 @@ def fetch_and_ingest(client: DataApiClient, engine: Engine, group_number: int, d
                 report, detail = replace(report, outcome=IngestOutcome.EXHAUSTED), result.detail
             else:
                 report = replace(report, batch_number=result.batch_number, received=len(result.rows))
-                inserted = _store_batch(connection, result, generation, started_at)
-                report = replace(
-                    report,
-                    inserted=inserted,
-                    duplicate=report.received - inserted,
-                    outcome=_stored_outcome(report.received, inserted),
-                )
+                report = _with_counts(report, *_store_batch(connection, result, generation, started_at))
                 detail = None
             report = replace(report, duration_s=time.monotonic() - clock)
             report = replace(report, log_id=_write_log(connection, report, started_at, detail))

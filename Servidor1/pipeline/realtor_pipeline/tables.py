@@ -84,6 +84,27 @@ realtor_raw = Table(
     **MYSQL_TABLE_OPTIONS,
 )
 
+realtor_quarantine = Table(
+    "realtor_quarantine",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("generation", Integer, nullable=False),
+    Column("group_number", SmallInteger, nullable=False),
+    Column("day", String(DAY_LENGTH), nullable=False),
+    Column("batch_number", Integer, nullable=False),
+    Column("position", Integer, nullable=False, comment="the row's index in its batch"),
+    Column("fetched_at", DATETIME(fsp=6), nullable=False, comment="UTC"),
+    Column("served_row", Text, nullable=False, comment="the row exactly as served, as JSON"),
+    Column("rule", Text, nullable=False, comment="every rule the row broke"),
+    # The same served row quarantined again (a batch served twice) adds nothing.
+    UniqueConstraint(
+        *("generation", "group_number", "day", "batch_number", "position"),
+        name="uq_realtor_quarantine_batch_position",
+    ),
+    comment="Served rows that could not be stored as listings, with the reason; never dropped",
+    **MYSQL_TABLE_OPTIONS,
+)
+
 ingestion_log = Table(
     "ingestion_log",
     metadata,
@@ -97,7 +118,7 @@ ingestion_log = Table(
     Column("rows_received", Integer, nullable=False, server_default="0"),
     Column("rows_inserted", Integer, nullable=False, server_default="0"),
     Column("rows_duplicate", Integer, nullable=False, server_default="0"),
-    Column("rows_quarantined", Integer, nullable=False, server_default="0", comment="set by validation"),
+    Column("rows_quarantined", Integer, nullable=False, server_default="0", comment="in realtor_quarantine"),
     Column(
         "outcome",
         Enum(IngestOutcome, values_callable=lambda outcomes: [o.value for o in outcomes]),
