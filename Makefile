@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint bench-ingest
+.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest
 
 setup: system-packages $(VENV)/.installed services databases
 
@@ -31,6 +31,9 @@ demo: setup
 
 bench-ingest: setup
 	$(BIN)/python Servidor1/pipeline/bench_ingest.py
+
+bench-model:
+	PYTHONPATH=. $(BIN)/python Servidor1/pipeline/bench_model.py
 
 lint:
 	$(BIN)/ruff check .

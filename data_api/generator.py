@@ -16,8 +16,18 @@ import pandas as pd
 from data_api.geography import find_state
 
 COLUMNS: tuple[str, ...] = (
-    "brokered_by", "status", "price", "bed", "bath", "acre_lot",
-    "street", "city", "state", "zip_code", "house_size", "prev_sold_date",
+    "brokered_by",
+    "status",
+    "price",
+    "bed",
+    "bath",
+    "acre_lot",
+    "street",
+    "city",
+    "state",
+    "zip_code",
+    "house_size",
+    "prev_sold_date",
 )
 STATUSES = ("for_sale", "sold", "ready_to_build")
 
@@ -34,10 +44,18 @@ class BadValue:
 
 # --- Rates, calibrated on /work/shared/DATA-FACTS.md (raw file and the API's batches) ---------
 # Share of all rows where the column is missing.
-NULL_RATES = MappingProxyType({
-    "bed": 0.26, "bath": 0.26, "house_size": 0.26, "acre_lot": 0.13,
-    "street": 0.005, "zip_code": 0.002, "city": 0.001, "brokered_by": 0.0003,
-})
+NULL_RATES = MappingProxyType(
+    {
+        "bed": 0.26,
+        "bath": 0.26,
+        "house_size": 0.26,
+        "acre_lot": 0.13,
+        "street": 0.005,
+        "zip_code": 0.002,
+        "city": 0.001,
+        "brokered_by": 0.0003,
+    }
+)
 # Rows (land, lots) missing bed, bath and house_size together; the rest of those columns' nulls
 # fall on other rows independently, so the three columns are mostly missing on the same rows.
 NO_BUILDING_SHARE = 0.23
@@ -161,23 +179,27 @@ def generate_listings(state: str, n_rows: int, seed: int) -> pd.DataFrame:
         else:
             values = rng.uniform(bad.low, bad.high, m)
         grain = _COLUMN_GRAIN[bad.column]
-        numeric[bad.column] = np.where(hit, np.clip(_round_to(values, grain), bad.low, bad.high),
-                                       numeric[bad.column])
+        numeric[bad.column] = np.where(
+            hit, np.clip(_round_to(values, grain), bad.low, bad.high), numeric[bad.column]
+        )
 
-    frame = pd.DataFrame({
-        "brokered_by": brokered_by,
-        "status": status,
-        "price": numeric["price"],
-        "bed": numeric["bed"],
-        "bath": numeric["bath"],
-        "acre_lot": numeric["acre_lot"],
-        "street": street,
-        "city": np.array([city.name for city in cities], dtype=object)[city_idx],
-        "state": np.full(m, geo.name, dtype=object),
-        "zip_code": zip_code,
-        "house_size": numeric["house_size"],
-        "prev_sold_date": prev_sold_date,
-    }, columns=list(COLUMNS))
+    frame = pd.DataFrame(
+        {
+            "brokered_by": brokered_by,
+            "status": status,
+            "price": numeric["price"],
+            "bed": numeric["bed"],
+            "bath": numeric["bath"],
+            "acre_lot": numeric["acre_lot"],
+            "street": street,
+            "city": np.array([city.name for city in cities], dtype=object)[city_idx],
+            "state": np.full(m, geo.name, dtype=object),
+            "zip_code": zip_code,
+            "house_size": numeric["house_size"],
+            "prev_sold_date": prev_sold_date,
+        },
+        columns=list(COLUMNS),
+    )
 
     no_building = rng.random(m) < NO_BUILDING_SHARE
     for column, rate in NULL_RATES.items():

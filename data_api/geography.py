@@ -35,6 +35,8 @@ class State:
     cities: tuple[City, ...]
 
 
+# One city per line reads best as a table.
+# fmt: off
 STATES: tuple[State, ...] = (
     State("Connecticut", 400_000, (
         City("Hartford", 6103, 6120, 0.60, 5),
@@ -147,6 +149,7 @@ STATES: tuple[State, ...] = (
         City("Stowe", 5672, 5672, 2.00, 1),
     )),
 )
+# fmt: on
 
 
 def find_state(name: str) -> State:

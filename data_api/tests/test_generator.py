@@ -70,7 +70,10 @@ def test_same_arguments_give_the_same_rows_in_any_process():
         "print(pd.util.hash_pandas_object(generate_listings('Rhode Island', 2000, 3)).sum())"
     )
     other = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
         env={"PYTHONHASHSEED": "12345", "PYTHONPATH": "."},
     )
     assert int(other.stdout) == pd.util.hash_pandas_object(frame).sum()
@@ -183,8 +186,13 @@ def test_gradient_boosting_on_log_price_beats_the_global_median():
     features = ["status", "city", "bed", "bath", "acre_lot", "house_size", "zip_code"]
     model = make_pipeline(
         ColumnTransformer(
-            [("categories", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
-              ["status", "city"])],
+            [
+                (
+                    "categories",
+                    OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1),
+                    ["status", "city"],
+                )
+            ],
             remainder="passthrough",
         ),
         HistGradientBoostingRegressor(categorical_features=[0, 1], random_state=0),
