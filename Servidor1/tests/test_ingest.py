@@ -142,11 +142,16 @@ def test_duplicate_rows_inside_one_batch_are_kept_and_values_round_trip(engine):
     assert [row for row in stored if row[3] is None] == [(1, 103378.0, "Cañón City", None, None)]
 
     # Rows that cannot be stored are quarantined with the reason; the rest of the batch lands.
-    bad_rows = [{**listing, "prev_sold_date": "2021-02-30"}, {**listing, "price": "a lot"}, "not a row"]
+    bad_rows = [
+        {**listing, "prev_sold_date": "2021-02-30"},
+        {**listing, "price": "a lot"},
+        "not a row",
+        {**listing, "price": 0.0, "house_size": 1_450_112.0},  # storable, but no real listing
+    ]
     bad = {**response, "batch_number": 5, "data": [listing, *bad_rows]}
     for _ in range(2):  # a batch served twice quarantines its rows once
         report = ingest_batch(engine, bad, generation=1)
-    assert (report.inserted, report.quarantined, report.duplicate) == (0, 3, 1)
+    assert (report.inserted, report.quarantined, report.duplicate) == (0, 4, 1)
     assert stored_rows(engine, 9, "Sunday", "batch_number").count((5,)) == 1
     with engine.connect() as connection:
         quarantined = connection.execute(
@@ -157,6 +162,7 @@ def test_duplicate_rows_inside_one_batch_are_kept_and_values_round_trip(engine):
     assert [(position, json.loads(row)) for position, row, _ in quarantined] == list(enumerate(bad_rows, 1))
     assert "column prev_sold_date='2021-02-30'" in quarantined[0].rule
     assert "column price='a lot'" in quarantined[1].rule
+    assert "price: in_range" in quarantined[3].rule and "house_size: in_range" in quarantined[3].rule
 
 
 def test_end_of_data_is_logged_and_a_restart_starts_a_new_generation(engine, advancing_api):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
+import pandas as pd
 import requests
 from sqlalchemy import TextClause, func, insert, select, text
 from sqlalchemy.dialects import mysql
@@ -34,6 +35,7 @@ from realtor_pipeline.tables import (
     realtor_quarantine,
     realtor_raw,
 )
+from realtor_pipeline.validate import validate_listings
 
 # The data API's words for "no batch left" (HTTP 400), as the course's server writes them.
 EXHAUSTED_DETAIL = "Ya se recolectó toda la información mínima necesaria"
@@ -244,20 +246,30 @@ class RejectedRow:
 
 
 def _json_rows(batch: Batch) -> tuple[list[list[Any]], list[RejectedRow]]:
-    """The batch's storable rows as [hash hex, occurrence, 12 values] (a listing repeated in the
-    batch gets occurrence 2, 3…), and the rows that cannot be stored, with the reason."""
-    occurrences: dict[bytes, int] = {}
-    rows, rejected = [], []
+    """The batch's valid rows as [hash hex, occurrence, 12 values] (a listing repeated in the
+    batch gets occurrence 2, 3…), and the rows that are rejected, with every rule they broke:
+    first those whose values cannot be stored at all, then those the listing schema rejects."""
+    parsed: dict[int, tuple[Any, ...]] = {}
+    rejected = []
     for position, served in enumerate(batch.rows):
         try:
-            values = listing_values(served)
+            parsed[position] = listing_values(served)
         except (AttributeError, ValueError) as error:  # AttributeError: a row that is not an object
             rejected.append(RejectedRow(position, served, str(error)))
-            continue
+    frame = pd.DataFrame.from_dict(parsed, orient="index", columns=list(LISTING_COLUMNS))
+    checked = validate_listings(frame)
+    rejected += [
+        RejectedRow(position, batch.rows[position], rule)
+        for position, rule in checked.quarantined["rule"].items()
+    ]
+    occurrences: dict[bytes, int] = {}
+    rows = []
+    for position in checked.valid.index:
+        values = parsed[position]
         digest = listing_hash(values)
         occurrences[digest] = occurrences.get(digest, 0) + 1
         rows.append([digest.hex(), occurrences[digest], *values])
-    return rows, rejected
+    return rows, sorted(rejected, key=lambda row: row.position)
 
 
 # Rows per INSERT: ~250 bytes of JSON each, far below max_allowed_packet (16 MB on MariaDB).

@@ -1,6 +1,7 @@
 """Tables of the RawData database: listings as the data API served them, and how they got there.
 
-`realtor_raw` keeps every row of every batch with its provenance and never rewrites one;
+`realtor_raw` keeps every valid row of every batch with its provenance and never rewrites one,
+`realtor_quarantine` every row that failed the listing schema with the rules it broke;
 `ingestion_log` has one row per call to the data API, whatever its outcome;
 `collection_generation` numbers each collection of a (group, day), so a restart of the data API
 starts a new generation instead of deleting the rows of the earlier one.
@@ -80,7 +81,7 @@ realtor_raw = Table(
         *("generation", "group_number", "day", "batch_number", "listing_hash", "occurrence"),
         name="uq_realtor_raw_batch_listing",
     ),
-    comment="Listings exactly as the data API served them, one row per served row",
+    comment="Valid listings as the data API served them; rejected rows are in realtor_quarantine",
     **MYSQL_TABLE_OPTIONS,
 )
 
