@@ -2,18 +2,20 @@
 
 `generate_listings` returns raw rows of one state, with the real file's columns, types and
 quirks: float ids and zip codes (leading zeros lost), missing values, re-scraped duplicate rows,
-a few absurd values, and prices that follow size, city and status. Slicing them the way the
-course server did (complete rows, capped price) is left to the caller.
+a few absurd values, and prices that follow size, city, neighbourhood (zip code), status and, for
+sold homes, the market level on the sale date. Slicing them the way the course server did
+(complete rows, capped price) is left to the caller.
 """
 
 import hashlib
 from dataclasses import dataclass
+from statistics import NormalDist
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
 
-from data_api.geography import find_state
+from data_api.geography import State, find_state
 
 COLUMNS: tuple[str, ...] = (
     "brokered_by",
@@ -80,13 +82,27 @@ TYPICAL_HOUSE_SIZE = 1_800  # sq ft; raw p50 1,785
 HOUSE_SIZE_SIGMA = 0.55  # log scale
 TYPICAL_ACRE_LOT = 0.3
 ACRE_LOT_SIGMA = 1.4  # log scale; heavy tail of rural lots
-# log price = log(state level · city factor) + elasticity · log(size / typical) + small effects
+# log price = log(state level · city factor) + zip offset + elasticity · log(size / typical)
+#             + market trend to the price date + small effects
 SIZE_ELASTICITY = 0.65
+# Neighbourhoods differ a lot within a city, in ways not smooth in the zip number: on the real
+# API slice a zip-code median alone is a strong baseline. Each zip of a state gets a fixed normal
+# log-price offset drawn from a hash of (state, zip), the same in every call; the offsets are
+# centred within each city so that the city factor stays the city's level.
+ZIP_PRICE_SIGMA = 0.25  # log scale: a typical zip sits ~25% above or below its city
+# Market appreciation over the sale window: US prices rose ~15-18% in 2021 and ~5-10% in 2022
+# (~+21-30% over the two years), i.e. ~0.12 a year in log price. A sold row is priced at its
+# sale date; for_sale and ready_to_build rows ask the "now" price, the end of the window.
+APPRECIATION_PER_YEAR = 0.12  # log price per year
+# The date the state levels in geography.py refer to: the middle of the sale window, so sold
+# rows (~90% of the API's slices) keep the price level those slices were calibrated on.
+PRICE_LEVEL_DATE = np.datetime64("2022-01-01")
 PRICE_NOISE_SIGMA = 0.25
 STATUS_PRICE_EFFECT = MappingProxyType({"for_sale": 0.0, "sold": -0.05, "ready_to_build": -0.35})
 CLEAN_PRICE_RANGE = (10_000, 20_000_000)  # the API slice's minimum is 10,000
 CHARM_PRICE_SHARE = 0.5  # asking prices like 299,900 rather than 300,000
 # Sale dates of sold rows, and how far back for_sale rows' earlier sales go (median ~2004).
+# The end of the window is "now": the date of the asking prices.
 SALE_DATES = (np.datetime64("2021-01-01"), np.datetime64("2022-12-31"))
 EARLIEST_PREV_SALE = np.datetime64("1910-01-01")
 PREV_SALE_AGE_SCALE_DAYS = 27 * 365.25
@@ -108,6 +124,29 @@ def _round_to(values: np.ndarray, grain: float) -> np.ndarray:
     return np.round(values / grain) * grain
 
 
+def _standard_normal(*parts: object) -> float:
+    """A standard normal value fixed by `parts`, the same in every process."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
+    uniform = (int.from_bytes(digest[:6], "little") + 0.5) / 2**48  # strictly inside (0, 1)
+    return NormalDist().inv_cdf(uniform)
+
+
+def _zip_offsets(geo: State) -> tuple[np.ndarray, np.ndarray]:
+    """Log-price offsets of every zip in the state's city ranges, centred within each city.
+
+    Returns each city's start in the flat array of offsets and the array itself; the offset of a
+    zip `z` in city `i` is `offsets[starts[i] + z - zip_low of city i]`.
+    """
+    per_city = []
+    for city in geo.cities:
+        draws = np.array(
+            [_standard_normal("zip price", geo.name, z) for z in range(city.zip_low, city.zip_high + 1)]
+        )
+        per_city.append(ZIP_PRICE_SIGMA * (draws - draws.mean()))
+    starts = np.cumsum([0] + [len(offsets) for offsets in per_city[:-1]])
+    return starts, np.concatenate(per_city)
+
+
 def generate_listings(state: str, n_rows: int, seed: int) -> pd.DataFrame:
     """`n_rows` raw listings of `state` with the dataset's 12 columns; deterministic per arguments."""
     geo = find_state(state)
@@ -122,8 +161,11 @@ def generate_listings(state: str, n_rows: int, seed: int) -> pd.DataFrame:
     city_idx = rng.choice(len(cities), size=m, p=weights / weights.sum())
     zip_low = np.array([city.zip_low for city in cities])[city_idx]
     zip_span = np.array([city.zip_high - city.zip_low + 1 for city in cities])[city_idx]
-    zip_code = (zip_low + np.floor(rng.random(m) * zip_span)).astype(float)
+    zip_step = np.floor(rng.random(m) * zip_span).astype(int)
+    zip_code = (zip_low + zip_step).astype(float)
     city_factor = np.array([city.price_factor for city in cities])[city_idx]
+    zip_starts, zip_offsets = _zip_offsets(geo)
+    zip_offset = zip_offsets[zip_starts[city_idx] + zip_step]
 
     status_idx = rng.choice(len(STATUSES), size=m, p=[STATUS_SHARES[s] for s in STATUSES])
     status = np.array(STATUSES, dtype=object)[status_idx]
@@ -139,6 +181,7 @@ def generate_listings(state: str, n_rows: int, seed: int) -> pd.DataFrame:
     status_effect = np.array([STATUS_PRICE_EFFECT[s] for s in STATUSES])[status_idx]
     log_price = (
         np.log(geo.price_level * city_factor)
+        + zip_offset
         + SIZE_ELASTICITY * log_size
         + 0.02 * (bed - 3)
         + 0.04 * (bath - 2)
@@ -146,13 +189,7 @@ def generate_listings(state: str, n_rows: int, seed: int) -> pd.DataFrame:
         + status_effect
         + rng.normal(0.0, PRICE_NOISE_SIGMA, m)
     )
-    price = np.exp(log_price)
-    # Asking prices sit on round steps, often just under them; sale prices are to the hundred.
-    step = np.where(price < 100_000, 1_000, 5_000)
     charm = np.where(rng.random(m) < CHARM_PRICE_SHARE, 100, 0)
-    asking = np.round(price / step) * step - charm
-    price = np.where(status == "sold", _round_to(price, 100), asking)
-    price = np.clip(price, *CLEAN_PRICE_RANGE)
 
     is_sold = status == "sold"
     has_prev = is_sold | ((status == "for_sale") & (rng.random(m) < FOR_SALE_PREV_SOLD_SHARE))
@@ -165,6 +202,16 @@ def generate_listings(state: str, n_rows: int, seed: int) -> pd.DataFrame:
     prev_day = last_sale - age.astype(int).astype("timedelta64[D]")
     dates = np.datetime_as_string(np.where(is_sold, sale_day, prev_day), unit="D").astype(object)
     prev_sold_date = np.where(has_prev, dates, None)
+
+    # Sold rows at the market level of their sale date, the others at "now" (the window's end).
+    price_day = np.where(is_sold, sale_day, last_sale)
+    years = (price_day - PRICE_LEVEL_DATE).astype(float) / 365.25
+    price = np.exp(log_price + APPRECIATION_PER_YEAR * years)
+    # Asking prices sit on round steps, often just under them; sale prices are to the hundred.
+    step = np.where(price < 100_000, 1_000, 5_000)
+    asking = np.round(price / step) * step - charm
+    price = np.where(is_sold, _round_to(price, 100), asking)
+    price = np.clip(price, *CLEAN_PRICE_RANGE)
 
     pool = _rng("brokers", state).choice(MAX_BROKER_ID, size=BROKER_POOL_SIZE, replace=False) + 1
     broker_weights = 1 / (np.arange(BROKER_POOL_SIZE) + 20)  # a few big agencies, a long tail

@@ -1,10 +1,13 @@
 """Our model against the seed recipes on generated listings, through the CLI's split → clean → train → test.
 
-The bars against recipe B sit a little above what the model reaches here, far from the 0.85x the
-project aims for on real data, because that is out of reach on generated listings: their price
-is size times a city level plus 25% log-normal noise, which recipe B mostly captures from zip
-codes and sizes, and even the generator's own formula (the best possible predictor) is only 3-9%
-better than recipe B on API-like slices, depending on the states.
+The project aims for at most 0.6x recipe A's MAE and 0.85x recipe B's. Generated prices carry a
+neighbourhood (zip) level that is not smooth in the zip number and, for sold homes, the market
+level of the sale date; recipe B sees neither directly. With 12,000 rows per state (`make
+bench-model`) our model reaches ~0.82-0.84x recipe B on API-like slices; with the 5,000 rows per
+state here, fewer rows per zip code leave it at ~0.87x (0.869-0.875 over seeds 1, 2, 3 and 7), so
+that bar sits a few percent above it rather than at 0.85. The bars against recipe A are the
+target; on full-price rows, where learning log price pays most, the model does better than
+0.85x recipe B (0.74-0.81x MAE, 0.68-0.76x MdAPE over those seeds) and the bars follow.
 """
 
 import pandas as pd
@@ -56,14 +59,14 @@ def ratio(comparison: Comparison, column: str, baseline: int) -> float:
 
 def test_beats_the_recipes_on_api_like_slices(api_like):
     assert ratio(api_like, "MAE", RECIPE_A) <= 0.60, api_like.table
-    assert ratio(api_like, "MAE", RECIPE_B) <= 0.97, api_like.table
+    assert ratio(api_like, "MAE", RECIPE_B) <= 0.90, api_like.table
 
 
 def test_beats_the_recipes_on_full_price_rows(full_price):
     assert ratio(full_price, "MAE", RECIPE_A) <= 0.60, full_price.table
-    assert ratio(full_price, "MAE", RECIPE_B) <= 0.95, full_price.table
+    assert ratio(full_price, "MAE", RECIPE_B) <= 0.85, full_price.table
     # Learning log price pays most on relative errors across a wide price range.
-    assert ratio(full_price, "MdAPE %", RECIPE_B) <= 0.95, full_price.table
+    assert ratio(full_price, "MdAPE %", RECIPE_B) <= 0.80, full_price.table
 
 
 def test_the_chosen_configuration_has_the_lowest_validation_error(api_like):

@@ -13,6 +13,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from data_api.generator import (
+    APPRECIATION_PER_YEAR,
     BAD_VALUES,
     COLUMNS,
     DUPLICATE_SHARE,
@@ -169,6 +170,34 @@ def test_price_follows_house_size_and_city(state):
     factors = pd.Series({city.name: city.price_factor for city in find_state(state).cities})
     city_medians = homes.groupby("city")["price"].median()
     assert city_medians.corr(factors[city_medians.index], method="spearman") > 0.8
+
+
+def test_zips_of_one_city_keep_their_price_gap_in_every_seed():
+    def per_sqft_by_zip(seed: int) -> pd.Series:
+        homes = without_bad_values(generate_listings("Massachusetts", 30_000, seed=seed))
+        boston = homes[homes["city"] == "Boston"].dropna(subset=["house_size", "zip_code"])
+        per_sqft = boston["price"] / boston["house_size"]
+        return per_sqft.groupby(boston["zip_code"]).median()
+
+    first = per_sqft_by_zip(1)
+    dear, cheap = first.idxmax(), first.idxmin()
+    # Picked on one seed, the dearest and cheapest neighbourhoods stay apart in the others: a
+    # neighbourhood's level belongs to its zip code, not to the draw.
+    for seed in (2, 3, 4):
+        medians = per_sqft_by_zip(seed)
+        assert medians[dear] > 1.25 * medians[cheap], (seed, dear, cheap, medians[[dear, cheap]])
+
+
+def test_sold_prices_rise_with_the_sale_date(listings):
+    sold = without_bad_values(listings[listings["status"] == "sold"]).dropna(subset=["house_size"])
+    log_per_sqft = np.log(sold["price"] / sold["house_size"])
+    sale_date = pd.to_datetime(sold["prev_sold_date"])
+    half_years = log_per_sqft.groupby(sale_date.dt.year * 2 + (sale_date.dt.month > 6)).median()
+    assert len(half_years) == 4
+    assert half_years.is_monotonic_increasing and half_years.is_unique, half_years
+    years = (sale_date - pd.Timestamp("2021-01-01")).dt.days / 365.25
+    slope = np.polyfit(years, log_per_sqft, 1)[0]
+    assert abs(slope - APPRECIATION_PER_YEAR) < 0.03, slope
 
 
 @pytest.mark.parametrize("rule", BAD_VALUES, ids=lambda rule: f"{rule.column}:{rule.low:.0f}-{rule.high:.0f}")
