@@ -65,44 +65,61 @@ class MariaDB:
 
 
 @pytest.fixture(scope="session")
-def mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterator[MariaDB]:
-    """RawData/CleanData for this session, created by node 1's own init script."""
+def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterator[Callable[[str], MariaDB]]:
+    """Makes a RawData/CleanData pair and its pipeline user, named `<name>_<suffix>`, with node 1's
+    own init script; all are dropped at the end of the session. For tests that need databases
+    no other test writes to."""
     _ensure_system_services()
-    service = MariaDB(
-        host="127.0.0.1",
-        port=3306,
-        raw_db=f"RawData_{session_id}",
-        clean_db=f"CleanData_{session_id}",
-        user=f"pipeline_{session_id}",
-        password=secrets.token_hex(12),
-    )
-    env = {
-        **os.environ,
-        "MYSQL_HOST": service.host,
-        "MYSQL_TCP_PORT": str(service.port),
+    made: list[MariaDB] = []
+    admin_env = {
+        "MYSQL_HOST": "127.0.0.1",
+        "MYSQL_TCP_PORT": "3306",
         "MYSQL_ADMIN_USER": admin_credentials["LOCAL_ADMIN_USER"],
         "MYSQL_PWD": admin_credentials["LOCAL_ADMIN_PASSWORD"],
-        "RAW_DATA_DB": service.raw_db,
-        "CLEAN_DATA_DB": service.clean_db,
-        "PIPELINE_DB_USER": service.user,
-        "PIPELINE_DB_PASSWORD": service.password,
     }
-    init = subprocess.run(
-        [REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"], env=env, capture_output=True, text=True
-    )
-    if init.returncode != 0:
-        service_failed("MariaDB", f"init-databases.sh failed: {init.stderr.strip()}")
-    yield service
+
+    def create(suffix: str) -> MariaDB:
+        service = MariaDB(
+            host="127.0.0.1",
+            port=3306,
+            raw_db=f"RawData_{session_id}_{suffix}",
+            clean_db=f"CleanData_{session_id}_{suffix}",
+            user=f"pipeline_{session_id}_{suffix}",
+            password=secrets.token_hex(12),
+        )
+        env = {
+            **os.environ,
+            **admin_env,
+            "RAW_DATA_DB": service.raw_db,
+            "CLEAN_DATA_DB": service.clean_db,
+            "PIPELINE_DB_USER": service.user,
+            "PIPELINE_DB_PASSWORD": service.password,
+        }
+        init = subprocess.run(
+            [REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"], env=env, capture_output=True, text=True
+        )
+        if init.returncode != 0:
+            service_failed("MariaDB", f"init-databases.sh failed: {init.stderr.strip()}")
+        made.append(service)
+        return service
+
+    yield create
     admin = sqlalchemy.create_engine(
-        f"mysql+mysqldb://{env['MYSQL_ADMIN_USER']}:{env['MYSQL_PWD']}@{service.host}:{service.port}/"
+        f"mysql+mysqldb://{admin_env['MYSQL_ADMIN_USER']}:{admin_env['MYSQL_PWD']}@127.0.0.1:3306/"
     )
     with admin.begin() as connection:
-        for database in (service.raw_db, service.clean_db):
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-        connection.exec_driver_sql(
-            f"DROP USER IF EXISTS '{service.user}'@'%%'"
-        )  # %% escapes the driver's paramstyle
+        for service in made:
+            for database in (service.raw_db, service.clean_db):
+                connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+            # %% escapes the driver's paramstyle
+            connection.exec_driver_sql(f"DROP USER IF EXISTS '{service.user}'@'%%'")
     admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def mariadb(create_mariadb: Callable[[str], MariaDB]) -> MariaDB:
+    """RawData/CleanData shared by the session's tests."""
+    return create_mariadb("shared")
 
 
 @dataclass(frozen=True)

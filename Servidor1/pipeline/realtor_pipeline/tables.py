@@ -144,6 +144,34 @@ collection_generation = Table(
 )
 
 
-def create_tables(engine: Engine) -> None:
-    """Create the RawData tables that do not exist yet; existing ones are left as they are."""
-    metadata.create_all(engine, checkfirst=True)
+SPLITS = ("train", "validation", "test")
+
+
+def _split_table(name: str, split_metadata: MetaData) -> Table:
+    """One distinct listing per row (re-served copies collapse on `listing_hash`), with the
+    realtor_raw row it was first stored as."""
+    return Table(
+        name,
+        split_metadata,
+        Column("raw_id", BigInteger, primary_key=True, autoincrement=False, comment="realtor_raw.id"),
+        Column("listing_hash", BINARY(LISTING_HASH_BYTES), nullable=False, unique=True),
+        Column("generation", Integer, nullable=False),
+        Column("batch_number", Integer, nullable=False),
+        *(_listing_column(name) for name in LISTING_COLUMNS),
+        **MYSQL_TABLE_OPTIONS,
+    )
+
+
+# RawData.train|validation|test: append-only, a listing's split never changes (split.py).
+split_tables = {split: _split_table(split, metadata) for split in SPLITS}
+
+# CleanData.*_clean: each split after the outlier policy, rebuilt on every training run.
+clean_metadata = MetaData()
+clean_tables = {split: _split_table(f"{split}_clean", clean_metadata) for split in SPLITS}
+
+
+def create_tables(raw_engine: Engine, clean_engine: Engine | None = None) -> None:
+    """Create the tables that do not exist yet; existing ones are left as they are."""
+    metadata.create_all(raw_engine, checkfirst=True)
+    if clean_engine is not None:
+        clean_metadata.create_all(clean_engine, checkfirst=True)
