@@ -163,3 +163,25 @@ def test_command_line_runs_one_dag_run_and_refuses_a_rollback_without_previous(s
 
     history = cli("history")
     assert history.returncode == 0 and "promoted" in history.stdout
+
+
+def test_a_shifted_batch_triggers_the_drift_rule_and_its_logged_run(settings, start_data_api, tmp_path):
+    ingest(settings, 1)
+    steps.decide(settings, "drift-1")
+    steps.split_and_clean(settings)
+    steps.train_and_promote(settings, "drift-1")
+
+    # Fewer new rows than the threshold, but priced far above what the model learned from.
+    shifted = generate_listings("Massachusetts", 8_000, seed=9).dropna()
+    shifted = shifted[shifted["price"] <= 300_000].head(1_000).assign(price=lambda rows: rows["price"] * 1.8)
+    shifted.to_csv(tmp_path / "shifted.csv", index=False)
+    other_api = start_data_api(DATA_API_SOURCE=str(tmp_path / "shifted.csv"), DATA_API_BATCHES="1",
+                               DATA_API_PRICE_CAP="0", MIN_UPDATE_TIME="0")  # fmt: skip
+    report = steps.extract(settings.model_copy(update={"data_api_url": other_api.url}))
+    assert report.inserted > settings.drift_min_rows
+
+    drift = steps.decide(settings, "drift-2")
+    assert (drift.train, drift.rule) == (True, "drift")
+    logged = decision_runs(settings).iloc[-1]
+    assert (logged["tags.rule"], logged["tags.dag_run_id"]) == ("drift", "drift-2")
+    assert logged["metrics.psi_price"] > settings.drift_psi_threshold
