@@ -42,8 +42,8 @@ def _insert_new(connection: Connection, split: str, rows: pd.DataFrame) -> int:
     return connection.execute(statement, _records(rows[list(SPLIT_COLUMNS)])).rowcount
 
 
-def store_splits(raw: Engine, clean: Engine) -> SplitReport:
-    """Add realtor_raw's rows not yet placed to their split, then rebuild the clean tables."""
+def place_new_rows(raw: Engine) -> dict[str, int]:
+    """Add realtor_raw's rows not yet placed to their split; returns the rows added per split."""
     with raw.begin() as connection:
         placed = union_all(
             *(select(func.max(split_tables[split].c.raw_id).label("id")) for split in SPLITS)
@@ -56,18 +56,29 @@ def store_splits(raw: Engine, clean: Engine) -> SplitReport:
             connection,
         ).drop_duplicates("listing_hash")  # the first copy stands for the listing
         assignment = split_of(new)
-        new_rows = {split: _insert_new(connection, split, new[assignment == split]) for split in SPLITS}
-        splits = {split: load_split(connection, split) for split in SPLITS}
+        return {split: _insert_new(connection, split, new[assignment == split]) for split in SPLITS}
+
+
+def rebuild_clean_tables(raw: Engine, clean: Engine) -> dict[str, tuple[int, int]]:
+    """Apply the outlier policy to every split into CleanData; returns (rows, clean rows) per split."""
+    splits = {split: load_split(raw, split) for split in SPLITS}
     cleaned = {split: clean_training_rows(rows) for split, rows in splits.items()}
     with clean.begin() as connection:
         for split, rows in cleaned.items():
             connection.execute(delete(clean_tables[split]))
             if not rows.empty:
                 connection.execute(insert(clean_tables[split]), _records(rows[list(SPLIT_COLUMNS)]))
+    return {split: (len(splits[split]), len(cleaned[split])) for split in SPLITS}
+
+
+def store_splits(raw: Engine, clean: Engine) -> SplitReport:
+    """Both steps: place new rows, then rebuild the clean tables."""
+    new_rows = place_new_rows(raw)
+    counts = rebuild_clean_tables(raw, clean)
     return SplitReport(
         new_rows=new_rows,
-        rows={split: len(rows) for split, rows in splits.items()},
-        clean_rows={split: len(rows) for split, rows in cleaned.items()},
+        rows={split: total for split, (total, _) in counts.items()},
+        clean_rows={split: kept for split, (_, kept) in counts.items()},
     )
 
 

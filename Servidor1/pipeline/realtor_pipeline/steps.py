@@ -13,12 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import mlflow.sklearn
 import pandas as pd
 from mlflow.entities import Run
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 
-from realtor_pipeline.datasets import SplitReport, load_split, store_splits
+from realtor_pipeline.datasets import (
+    SplitReport,
+    load_split,
+    place_new_rows,
+    rebuild_clean_tables,
+    store_splits,
+)
 from realtor_pipeline.decide import DRIFT_FEATURES, Decision, decide_to_train
 from realtor_pipeline.evaluate import TARGET, fit_recipe_a, fit_recipe_b, regression_metrics
 from realtor_pipeline.explain import log_explanations
@@ -105,11 +112,34 @@ def decide(settings: PipelineSettings, dag_run_id: str) -> Decision:
     return decision
 
 
+def split_data(settings: PipelineSettings) -> dict[str, int]:
+    """Place the rows stored since the last split in RawData.train|validation|test."""
+    raw, _ = engines(settings)
+    new_rows = place_new_rows(raw)
+    log.info("event=split new_rows=%s", new_rows)
+    return new_rows
+
+
+def preprocess_data(settings: PipelineSettings) -> dict[str, tuple[int, int]]:
+    """Rebuild CleanData.*_clean from the splits with the outlier policy."""
+    raw, clean = engines(settings)
+    counts = rebuild_clean_tables(raw, clean)
+    log.info("event=clean rows_and_clean_rows=%s", counts)
+    return counts
+
+
 def split_and_clean(settings: PipelineSettings) -> SplitReport:
     raw, clean = engines(settings)
     report = store_splits(raw, clean)
     log.info("event=split new=%s rows=%s clean=%s", report.new_rows, report.rows, report.clean_rows)
     return report
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    run_id: str
+    version: str
+    test_metrics: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -134,51 +164,41 @@ def _metrics(prefix: str, truth: pd.Series, predictions) -> dict[str, float]:
     return {f"{prefix}_{name}": value for name, value in regression_metrics(truth, predictions).items()}
 
 
-def train_and_promote(settings: PipelineSettings, dag_run_id: str) -> TrainingOutcome:
-    """Train on the clean training split, register the winner, promote it only if it beats the champion.
-
-    Re-running for the same `dag_run_id` reuses its finished training run instead of registering a
-    second version; promotion is idempotent for a version."""
-    raw, clean = engines(settings)
-    experiment_id = _experiment_id(settings)
-    train = load_split(clean, "train", clean=True)
-    validation, test = load_split(raw, "validation"), load_split(raw, "test")
-    if train.empty or validation.empty or test.empty:
-        raise ValueError(
-            f"cannot train: train={len(train)} validation={len(validation)} test={len(test)} rows"
-        )
-    finished = mlflow.search_runs(
+def _training_run_of(experiment_id: str, dag_run_id: str) -> Run | None:
+    """The finished training run this DAG run already made, if any."""
+    runs = mlflow.search_runs(
         [experiment_id],
         filter_string=f"tags.event = 'training' and tags.dag_run_id = '{dag_run_id}' "
         "and attributes.status = 'FINISHED'",
         output_format="list",
     )
-    if finished:
-        run = finished[0]
-        version = run.data.tags["model_version"]
-        test_metrics = {name: value for name, value in run.data.metrics.items() if name.startswith("test_")}
-        log.info(
-            "event=training_reused run_id=%s version=%s dag_run_id=%s", run.info.run_id, version, dag_run_id
-        )
-    else:
-        run, version, test_metrics = _train_and_register(
-            settings, experiment_id, dag_run_id, train, validation, test
-        )
-    promotion = promote_if_better(settings.model_name, version, test, settings.promotion_margin, dag_run_id)
-    mlflow.MlflowClient().set_tag(run.info.run_id, "promoted", str(promotion.promoted).lower())
-    return TrainingOutcome(run.info.run_id, version, test_metrics, promotion)
+    return runs[0] if runs else None
 
 
-def _train_and_register(
-    settings: PipelineSettings,
-    experiment_id: str,
-    dag_run_id: str,
-    train: pd.DataFrame,
-    validation: pd.DataFrame,
-    test: pd.DataFrame,
-) -> tuple[Run, str, dict[str, float]]:
+def _test_rows(settings: PipelineSettings) -> pd.DataFrame:
+    raw, _ = engines(settings)
+    return load_split(raw, "test")
+
+
+def train_candidates(settings: PipelineSettings, dag_run_id: str) -> TrainingRun:
+    """Train on the clean training split, pick the best on validation, log and register it.
+
+    Re-running for the same `dag_run_id` returns its finished training run instead of registering
+    a second version."""
+    experiment_id = _experiment_id(settings)
+    done = _training_run_of(experiment_id, dag_run_id)
+    if done is not None:
+        log.info("event=training_reused run_id=%s dag_run_id=%s", done.info.run_id, dag_run_id)
+        metrics = {name: value for name, value in done.data.metrics.items() if name.startswith("test_")}
+        return TrainingRun(done.info.run_id, done.data.tags["model_version"], metrics)
+    raw, clean = engines(settings)
+    train = load_split(clean, "train", clean=True)
+    validation, test = load_split(raw, "validation"), load_split(raw, "test")
+    if train.empty or validation.empty or test.empty:
+        counts = f"train={len(train)} validation={len(validation)} test={len(test)}"
+        raise ValueError(f"cannot train: {counts} rows")
     trained = train_best(train, validation)
-    test_clean = load_split(create_engine(settings.clean_data_url), "test", clean=True)
+    test_clean = load_split(clean, "test", clean=True)
     all_rows = pd.concat([train, validation, test])
     lineage = {
         "dag_run_id": dag_run_id,
@@ -190,8 +210,9 @@ def _train_and_register(
         "batches": str(all_rows[["generation", "batch_number"]].drop_duplicates().shape[0]),
         "generations": ",".join(map(str, sorted(all_rows["generation"].unique()))),
     }
-    tags = {"event": "training", **lineage}
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"training {dag_run_id}", tags=tags) as run:
+    with mlflow.start_run(
+        experiment_id=experiment_id, run_name=f"training {dag_run_id}", tags={"event": "training", **lineage}
+    ) as run:
         mlflow.log_params({"model": trained.name, **trained.params})
         mlflow.log_dict({"search": trained.search}, "search.json")
         test_metrics = _metrics("test", test[TARGET], trained.pipeline.predict(test))
@@ -205,8 +226,33 @@ def _train_and_register(
         )  # fmt: skip
         example = test[list(MODEL_INPUT_COLUMNS)].head(INPUT_EXAMPLE_ROWS)
         version = register_model(run.info.run_id, trained.pipeline, example, settings.model_name, lineage)
+        # Set last: a run tagged with its version is a finished training a re-run may reuse.
         mlflow.set_tag("model_version", version.version)
-        log_explanations(run.info.run_id, trained.pipeline, test)
     log.info("event=trained run_id=%s version=%s model=%s test_mae=%.0f lineage=%s", run.info.run_id,
              version.version, trained.name, test_metrics["test_mae"], json.dumps(lineage))  # fmt: skip
-    return mlflow.get_run(run.info.run_id), version.version, test_metrics
+    return TrainingRun(run.info.run_id, version.version, test_metrics)
+
+
+def evaluate_and_promote(
+    settings: PipelineSettings, training: TrainingRun, dag_run_id: str
+) -> PromotionOutcome:
+    """Score the candidate and the champion on the same test rows; promote only if better."""
+    promotion = promote_if_better(
+        settings.model_name, training.version, _test_rows(settings), settings.promotion_margin, dag_run_id
+    )
+    mlflow.MlflowClient().set_tag(training.run_id, "promoted", str(promotion.promoted).lower())
+    return promotion
+
+
+def explain(settings: PipelineSettings, training: TrainingRun) -> list[str]:
+    """SHAP images of the registered version, logged to its training run (re-running overwrites)."""
+    pipeline = mlflow.sklearn.load_model(f"models:/{settings.model_name}/{training.version}")
+    return log_explanations(training.run_id, pipeline, _test_rows(settings))
+
+
+def train_and_promote(settings: PipelineSettings, dag_run_id: str) -> TrainingOutcome:
+    """train_candidates → evaluate_and_promote → explain, as the DAG runs them."""
+    training = train_candidates(settings, dag_run_id)
+    promotion = evaluate_and_promote(settings, training, dag_run_id)
+    explain(settings, training)
+    return TrainingOutcome(training.run_id, training.version, training.test_metrics, promotion)
