@@ -1,5 +1,8 @@
 """The harness's own smoke test: each real service answers and is wired the way later tests need."""
 
+import os
+import secrets
+import subprocess
 import time
 from pathlib import Path
 
@@ -10,7 +13,7 @@ import requests
 import sqlalchemy
 from sqlalchemy.exc import OperationalError
 
-from tests.harness.processes import free_port
+from tests.harness.processes import REPO_ROOT, free_port
 
 
 def test_mariadb_has_session_databases_and_a_least_privilege_user(mariadb):
@@ -94,3 +97,41 @@ def test_prometheus_scrapes_and_answers_queries(start_prometheus, tmp_path):
 
 def test_data_api_answers(data_api):
     assert requests.get(f"{data_api.url}/health", timeout=5).json() == {"status": "ok"}
+
+
+def test_mysql_init_gives_airflow_its_own_database_and_nothing_else(mariadb, admin_credentials, session_id):
+    names = {"AIRFLOW_DB": f"airflow_{session_id}", "AIRFLOW_DB_USER": f"airflow_{session_id}"}
+    password = secrets.token_hex(12)
+    env = {
+        **os.environ,
+        **names,
+        "AIRFLOW_DB_PASSWORD": password,
+        "MYSQL_HOST": mariadb.host,
+        "MYSQL_ADMIN_USER": admin_credentials["LOCAL_ADMIN_USER"],
+        "MYSQL_PWD": admin_credentials["LOCAL_ADMIN_PASSWORD"],
+        "RAW_DATA_DB": mariadb.raw_db,
+        "CLEAN_DATA_DB": mariadb.clean_db,
+        "PIPELINE_DB_USER": mariadb.user,
+        "PIPELINE_DB_PASSWORD": mariadb.password,
+    }
+    init = REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"
+    for _ in range(2):  # idempotent
+        subprocess.run([init], env=env, check=True, capture_output=True)
+    airflow = sqlalchemy.create_engine(
+        f"mysql+mysqldb://{names['AIRFLOW_DB_USER']}:{password}@{mariadb.host}:{mariadb.port}/{names['AIRFLOW_DB']}"
+    )
+    try:
+        with airflow.begin() as connection:
+            connection.exec_driver_sql("CREATE TABLE probe (id INT PRIMARY KEY)")
+            connection.exec_driver_sql("DROP TABLE probe")  # Airflow's migrations need it, on its own DB
+            with pytest.raises(OperationalError, match="denied"):
+                connection.exec_driver_sql(f"SELECT 1 FROM `{mariadb.raw_db}`.realtor_raw")
+    finally:
+        airflow.dispose()
+        admin = sqlalchemy.create_engine(
+            f"mysql+mysqldb://{env['MYSQL_ADMIN_USER']}:{env['MYSQL_PWD']}@{mariadb.host}:{mariadb.port}/"
+        )
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE `{names['AIRFLOW_DB']}`")
+            connection.exec_driver_sql(f"DROP USER '{names['AIRFLOW_DB_USER']}'@'%%'")
+        admin.dispose()
