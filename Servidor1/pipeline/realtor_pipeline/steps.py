@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 
 # What a prediction request carries: every served column but the price.
 MODEL_INPUT_COLUMNS = tuple(column for column in LISTING_COLUMNS if column != TARGET)
-INPUT_EXAMPLE_ROWS = 5
 
 
 def engines(settings: PipelineSettings) -> tuple[Engine, Engine]:
@@ -224,7 +223,7 @@ def train_candidates(settings: PipelineSettings, dag_run_id: str) -> TrainingRun
                for name, recipe in (("recipe_a", fit_recipe_a(train)), ("recipe_b", fit_recipe_b(train)))}
             | {"train_seconds": trained.train_seconds}
         )  # fmt: skip
-        example = test[list(MODEL_INPUT_COLUMNS)].head(INPUT_EXAMPLE_ROWS)
+        example = test[list(MODEL_INPUT_COLUMNS)]  # register_model keeps the first few
         version = register_model(run.info.run_id, trained.pipeline, example, settings.model_name, lineage)
         # Set last: a run tagged with its version is a finished training a re-run may reuse.
         mlflow.set_tag("model_version", version.version)
