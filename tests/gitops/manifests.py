@@ -245,3 +245,15 @@ def check_database_policies(docs: list[dict]) -> list[str]:
                             f"NetworkPolicy {name} opens {workload['metadata']['name']} to every peer"
                         )
     return problems
+
+
+def check_probes(docs: list[dict]) -> list[str]:
+    """Long-running containers have all three probes (checkov does not look at startupProbe)."""
+    return [
+        f"{workload['metadata']['name']}/{container['name']}: no {probe}"
+        for workload, pod in pod_specs(docs)
+        if workload["kind"] != "Job"
+        for container in pod["containers"]
+        for probe in ("startupProbe", "readinessProbe", "livenessProbe")
+        if probe not in container
+    ]

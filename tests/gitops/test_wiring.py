@@ -10,6 +10,7 @@ from tests.gitops.manifests import (
     check_addresses,
     check_database_policies,
     check_images,
+    check_probes,
     check_references,
     container_endpoints,
     container_env,
@@ -115,3 +116,14 @@ def test_a_policy_opening_a_database_to_everyone_is_reported(rendered):
     broken = copy.deepcopy(rendered["node2"])
     del by_kind(broken, "NetworkPolicy")["postgres"]["spec"]["ingress"][0]["from"]
     assert check_database_policies(broken) == ["NetworkPolicy postgres opens postgres to every peer"]
+
+
+@pytest.mark.parametrize("node", ["node1", "node2", "node3"])
+def test_every_long_running_container_has_startup_readiness_and_liveness_probes(node, rendered):
+    assert check_probes(rendered[node]) == []
+
+
+def test_a_missing_startup_probe_is_reported(rendered):
+    broken = copy.deepcopy(rendered["node3"])
+    del by_kind(broken, "Deployment")["grafana"]["spec"]["template"]["spec"]["containers"][0]["startupProbe"]
+    assert check_probes(broken) == ["grafana/grafana: no startupProbe"]
