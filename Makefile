@@ -4,9 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest
+.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest render
 
-setup: system-packages $(VENV)/.installed services databases
+CHECKOV_VENV := .venv-checkov
+
+setup: system-packages $(VENV)/.installed $(CHECKOV_VENV)/.installed services databases
 
 system-packages:
 	scripts/install-system-packages.sh
@@ -15,6 +17,12 @@ system-packages:
 $(VENV)/.installed: $(REQUIREMENTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements-dev.txt -c constraints.txt
+	touch $@
+
+# checkov's own pins would fight the project's lock, so it gets a venv of its own.
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q -r requirements-checkov.txt
 	touch $@
 
 services:
@@ -38,3 +46,12 @@ bench-model:
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+
+# Rewrites each overlay's files generated from topology.yaml, then renders every overlay into
+# .local/rendered/<node>.yaml with the venv's kubectl (the machine's /usr/bin/kubectl may differ).
+render: $(VENV)/.installed
+	$(BIN)/python scripts/render-topology.py
+	mkdir -p .local/rendered
+	for overlay in Servidor*/k8s/overlays/*/; do \
+	  $(BIN)/kubectl kustomize $$overlay > .local/rendered/$$(basename $$overlay).yaml || exit 1; \
+	done
