@@ -5,13 +5,11 @@ import ast
 import re
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
 import yaml
 
-from tests.harness.processes import free_port
 from tests.harness.services import Prometheus
 
 SERVIDOR3 = Path(__file__).resolve().parents[1]
@@ -79,11 +77,11 @@ def test_latency_alert_and_locust_pass_mark_are_the_same_slo() -> None:
 
 
 def test_a_real_prometheus_loads_the_rules_and_fires_api_down_on_a_dead_target(
-    start_local_prometheus: Callable[[str], Prometheus],
+    prometheus_without_api: Prometheus,
 ) -> None:
     """Nothing listens on the target: `up` is 0, so InferenceApiDown goes pending (its `for:` is
     longer than the test) while every rule group evaluates without error."""
-    prometheus = start_local_prometheus(f"127.0.0.1:{free_port()}")
+    prometheus = prometheus_without_api
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         alerts = requests.get(f"{prometheus.url}/api/v1/alerts", timeout=5).json()["data"]["alerts"]
