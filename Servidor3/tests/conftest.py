@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -101,7 +102,7 @@ def loaded_inference_api(
 ) -> LoadedApi:
     """The real inference API after a 10 s `make load-test` and a few invalid listings, scraped
     all along by node 3's Prometheus."""
-    prometheus = start_local_prometheus(inference_api.url.split("://", 1)[1])
+    prometheus = start_local_prometheus(urlsplit(inference_api.url).netloc)
     deadline = time.monotonic() + 30
     while prometheus_query(prometheus, 'up{job="inference-api"} == 1')["data"]["result"] == []:
         assert time.monotonic() < deadline, "Prometheus never scraped the inference API"
