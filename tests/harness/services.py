@@ -59,6 +59,9 @@ class MariaDB:
     clean_db: str
     user: str
     password: str
+    inference_log_db: str  # with its table, and a user that may only insert into it
+    inference_log_user: str
+    inference_log_password: str
 
     def url(self, database: str) -> str:
         return f"mysql+mysqldb://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
@@ -86,6 +89,9 @@ def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterat
             clean_db=f"CleanData_{session_id}_{suffix}",
             user=f"pipeline_{session_id}_{suffix}",
             password=secrets.token_hex(12),
+            inference_log_db=f"InferenceLog_{session_id}_{suffix}",
+            inference_log_user=f"inflog_{session_id}_{suffix}",
+            inference_log_password=secrets.token_hex(12),
         )
         env = {
             **os.environ,
@@ -94,6 +100,9 @@ def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterat
             "CLEAN_DATA_DB": service.clean_db,
             "PIPELINE_DB_USER": service.user,
             "PIPELINE_DB_PASSWORD": service.password,
+            "INFERENCE_LOG_DB": service.inference_log_db,
+            "INFERENCE_LOG_USER": service.inference_log_user,
+            "INFERENCE_LOG_PASSWORD": service.inference_log_password,
         }
         init = subprocess.run(
             [REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"], env=env, capture_output=True, text=True
@@ -109,10 +118,11 @@ def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterat
     )
     with admin.begin() as connection:
         for service in made:
-            for database in (service.raw_db, service.clean_db):
+            for database in (service.raw_db, service.clean_db, service.inference_log_db):
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-            # %% escapes the driver's paramstyle
-            connection.exec_driver_sql(f"DROP USER IF EXISTS '{service.user}'@'%%'")
+            for user in (service.user, service.inference_log_user):
+                # %% escapes the driver's paramstyle
+                connection.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
     admin.dispose()
 
 
