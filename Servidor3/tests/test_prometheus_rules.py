@@ -15,6 +15,11 @@ from tests.harness.services import Prometheus
 SERVIDOR3 = Path(__file__).resolve().parents[1]
 PROMETHEUS_DIR = SERVIDOR3 / "prometheus"
 ALERT_RULES = yaml.safe_load((PROMETHEUS_DIR / "rules" / "alerts.yml").read_text())["groups"][0]["rules"]
+RECORDING_RULES = [
+    rule
+    for group in yaml.safe_load((PROMETHEUS_DIR / "rules" / "recording.yml").read_text())["groups"]
+    for rule in group["rules"]
+]
 UNIT_TEST_FILES = sorted((PROMETHEUS_DIR / "tests").glob("*.yml"))
 
 
@@ -92,8 +97,24 @@ def test_a_real_prometheus_loads_the_rules_and_fires_api_down_on_a_dead_target(
         raise AssertionError("InferenceApiDown never became active on a dead target")
     groups = requests.get(f"{prometheus.url}/api/v1/rules", timeout=5).json()["data"]["groups"]
     rules = [rule for group in groups for rule in group["rules"]]
-    assert len(rules) == len(ALERT_RULES) + sum(
-        len(group["rules"])
-        for group in yaml.safe_load((PROMETHEUS_DIR / "rules" / "recording.yml").read_text())["groups"]
-    )
+    assert len(rules) == len(ALERT_RULES) + len(RECORDING_RULES)
     assert [rule["name"] for rule in rules if rule["health"] == "err"] == []
+
+
+def test_every_series_the_rules_read_or_record_has_data_from_the_api_under_load(
+    loaded_inference_api, prometheus_query
+) -> None:
+    """The metric names in the rules are a contract with the API; a misspelt one would leave an
+    alert that can never fire."""
+    exprs = " ".join(rule["expr"] for rule in [*ALERT_RULES, *RECORDING_RULES])
+    # Not the parts of recorded names (level:metric:operation).
+    exported = set(re.findall(r"(?<![:\w])(?:realtor|http)_[a-z_]+(?![:\w])", exprs))
+    recorded = {rule["record"] for rule in RECORDING_RULES}
+    empty = [
+        series
+        for series in sorted(exported | recorded)
+        if not prometheus_query(
+            loaded_inference_api.prometheus, series, at=loaded_inference_api.load_ended_at
+        )["data"]["result"]
+    ]
+    assert empty == []
