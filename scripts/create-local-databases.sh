@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates the project's own users and databases on this machine's MariaDB and PostgreSQL:
 # an admin user the test harness uses to make session-unique databases, node 1's RawData and
-# CleanData with the pipeline user, and MLflow's database. Passwords are generated once into a
+# CleanData with the pipeline user, the inference API's InferenceLog, and MLflow's database. Passwords are generated once into a
 # per-machine file outside the checkout (the servers are per machine, so every clone shares
 # it), REALTOR_CREDENTIALS_FILE or ~/.config/realtor-mlops/credentials.env. Idempotent.
 set -euo pipefail
@@ -18,6 +18,9 @@ PIPELINE_DB_PASSWORD=$(openssl rand -hex 16)
 MLFLOW_DB_PASSWORD=$(openssl rand -hex 16)
 ENV
 fi
+# Added after the first release: files written before it get the new password appended.
+grep -q '^INFERENCE_LOG_PASSWORD=' "$credentials" \
+  || echo "INFERENCE_LOG_PASSWORD=$(openssl rand -hex 16)" >> "$credentials"
 set -a; . "$credentials"; set +a
 
 # As the machine's root, over the socket (MariaDB's unix_socket auth).

@@ -5,8 +5,11 @@
 # into it). Idempotent, and re-running it with new passwords rotates them.
 # Runs wherever a `mysql` client reaches the server: the MySQL pod's init (as root), `make setup`
 # and the test harness (with session-unique names). Connection: MYSQL_HOST, MYSQL_TCP_PORT and
-# MYSQL_PWD as the client reads them, MYSQL_ADMIN_USER (default root).
+# MYSQL_PWD as the client reads them, or MYSQL_UNIX_PORT for a socket; MYSQL_ADMIN_USER (default root).
 set -euo pipefail
+
+# --socket explicitly: a [client] socket in /etc/mysql/my.cnf would win over MYSQL_UNIX_PORT.
+run_sql() { mysql --user="${MYSQL_ADMIN_USER:-root}" ${MYSQL_UNIX_PORT:+--socket="$MYSQL_UNIX_PORT"}; }
 
 : "${RAW_DATA_DB:=RawData}"
 : "${CLEAN_DATA_DB:=CleanData}"
@@ -16,7 +19,7 @@ set -euo pipefail
 # No DROP: the pipeline creates and fills its tables but can never drop a database.
 privileges="SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, CREATE TEMPORARY TABLES"
 
-mysql --user="${MYSQL_ADMIN_USER:-root}" <<SQL
+run_sql <<SQL
 CREATE DATABASE IF NOT EXISTS \`${RAW_DATA_DB}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE DATABASE IF NOT EXISTS \`${CLEAN_DATA_DB}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS '${PIPELINE_DB_USER}'@'%' IDENTIFIED BY '${PIPELINE_DB_PASSWORD}';
@@ -27,7 +30,7 @@ SQL
 if [ -n "${AIRFLOW_DB_PASSWORD:-}" ]; then
   : "${AIRFLOW_DB:=airflow}" "${AIRFLOW_DB_USER:=airflow}"
   # Airflow migrates its own schema, so it owns its database, and only that one.
-  mysql --user="${MYSQL_ADMIN_USER:-root}" <<SQL
+  run_sql <<SQL
 CREATE DATABASE IF NOT EXISTS \`${AIRFLOW_DB}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE USER IF NOT EXISTS '${AIRFLOW_DB_USER}'@'%' IDENTIFIED BY '${AIRFLOW_DB_PASSWORD}';
 ALTER USER '${AIRFLOW_DB_USER}'@'%' IDENTIFIED BY '${AIRFLOW_DB_PASSWORD}';
@@ -39,7 +42,7 @@ if [ -n "${INFERENCE_LOG_PASSWORD:-}" ]; then
   : "${INFERENCE_LOG_DB:=InferenceLog}" "${INFERENCE_LOG_USER:=inference_logger}"
   # Predictions live apart from the training databases: nothing trains on them by accident.
   # Columns: Servidor3/inference_api/inference_api/inference_log.py (LOG_COLUMNS).
-  mysql --user="${MYSQL_ADMIN_USER:-root}" <<SQL
+  run_sql <<SQL
 CREATE DATABASE IF NOT EXISTS \`${INFERENCE_LOG_DB}\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;
 CREATE TABLE IF NOT EXISTS \`${INFERENCE_LOG_DB}\`.inference_log (
   id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,

@@ -2,8 +2,13 @@
 to the real MariaDB: predictions, errors, hot swaps, outages and metrics."""
 
 import math
+import os
+import secrets
+import statistics
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -13,7 +18,7 @@ import sqlalchemy
 
 from inference_api.schemas import Listing
 from realtor_pipeline import registry
-from tests.harness.processes import http_ok
+from tests.harness.processes import REPO_ROOT, ServiceProcess, free_port, http_ok
 
 # The OpenAPI example: a complete, valid listing.
 LISTING = Listing.model_config["json_schema_extra"]["examples"][0]
@@ -276,3 +281,103 @@ def test_admin_reload_needs_the_key(inference_api):
     response = requests.post(url, headers={"X-API-Key": inference_api.admin_api_key}, timeout=30)
     assert response.status_code == 200
     assert response.json() == {"reloaded": False, "model_version": response.json()["model_version"]}
+
+
+class PrivateMariaDB:
+    """A MariaDB server this test owns (own data directory, socket and port), so it can stop it."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder, self.port = folder, free_port()
+        self.socket = folder / "mariadb.sock"
+        self.password = secrets.token_hex(8)
+        self.process: ServiceProcess | None = None
+
+    def start(self) -> None:
+        self.process = ServiceProcess(
+            "private MariaDB",
+            [
+                "/usr/sbin/mariadbd",
+                "--no-defaults",
+                f"--datadir={self.folder / 'data'}",
+                "--user=root",  # pytest's folders are private to root: no mysql user here
+                f"--socket={self.socket}",
+                f"--port={self.port}",
+                "--bind-address=127.0.0.1",
+                "--skip-name-resolve",  # 127.0.0.1 must match '%' users, not install-db's 'localhost' ones
+            ],
+            self.folder / "mariadb.log",
+        ).start(lambda: self.socket.exists(), timeout=60)
+
+    def install(self) -> None:
+        subprocess.run(
+            ["mariadb-install-db", "--no-defaults", "--user=root", f"--datadir={self.folder / 'data'}"],
+            check=True,
+            capture_output=True,
+        )
+        self.start()
+        subprocess.run(
+            [REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"],
+            env={
+                **os.environ,
+                "MYSQL_UNIX_PORT": str(self.socket),
+                "PIPELINE_DB_PASSWORD": secrets.token_hex(8),
+                "INFERENCE_LOG_PASSWORD": self.password,
+            },
+            check=True,
+            capture_output=True,
+        )
+
+    def rows(self) -> int:
+        count = subprocess.run(
+            ["mariadb", "--no-defaults", f"--socket={self.socket}", "-N", "-e",
+             "SELECT COUNT(*) FROM InferenceLog.inference_log"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return int(count.stdout)
+
+
+def median_latency(url: str, calls: int) -> float:
+    seconds = []
+    with requests.Session() as session:
+        for _ in range(calls):
+            started = time.perf_counter()
+            assert session.post(f"{url}/predict", json=LISTING, timeout=10).status_code == 200
+            seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def test_a_lost_log_database_neither_slows_nor_fails_predictions(start_inference_api, tmp_path):
+    database = PrivateMariaDB(tmp_path)
+    database.install()
+    api = start_inference_api(
+        INFERENCE_LOG_PORT=str(database.port),
+        INFERENCE_LOG_DATABASE="InferenceLog",
+        INFERENCE_LOG_USER="inference_logger",
+        INFERENCE_LOG_PASSWORD=database.password,
+        INFERENCE_LOG_QUEUE_SIZE="50",
+    )
+    try:
+        with_database = median_latency(api.url, 100)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and database.rows() < 100:
+            time.sleep(0.2)
+        assert database.rows() == 100
+
+        database.process.stop()
+        without_database = median_latency(api.url, 200)
+        text = scrape(api.url)
+        # 200 rows for a 50-row queue (plus the batch the writer holds): the overflow is counted.
+        dropped = sample(text, "realtor_inference_log_rows_dropped_total")
+        assert 100 <= dropped <= 150
+        assert sample(text, "realtor_inference_log_queue_depth") == 50
+        assert sample(text, "realtor_inference_log_rows_written_total") == 100
+        # Relative to the same process a moment ago, with a generous margin for a shared machine.
+        assert without_database < 2 * with_database + 0.005, (with_database, without_database)
+
+        database.start()  # the writer reconnects and stores the rows it held
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and database.rows() == 100:
+            time.sleep(0.5)
+        assert database.rows() > 100
+    finally:
+        database.process.stop()
