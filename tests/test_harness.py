@@ -32,6 +32,27 @@ def test_mariadb_has_session_databases_and_a_least_privilege_user(mariadb):
     engine.dispose()
 
 
+def test_the_inference_log_user_can_only_insert_predictions(mariadb):
+    user = f"{mariadb.inference_log_user}:{mariadb.inference_log_password}@{mariadb.host}:{mariadb.port}"
+    engine = sqlalchemy.create_engine(f"mysql+mysqldb://{user}/{mariadb.inference_log_db}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql(
+            "INSERT INTO inference_log (request_id, row_in_request, logged_at, endpoint, model_name,"
+            " model_version, latency_ms, predicted_price, status, state)"
+            " VALUES ('probe', 0, NOW(), 'single', 'm', '1', 1.0, 1.0, 'sold', 'Ohio')"
+        )
+    with engine.connect() as connection:
+        for statement in (
+            "SELECT COUNT(*) FROM inference_log",
+            "DELETE FROM inference_log",
+            f"SELECT COUNT(*) FROM `{mariadb.raw_db}`.realtor_raw",
+            "CREATE TABLE probe (id INT)",
+        ):
+            with pytest.raises(OperationalError, match="denied"):
+                connection.exec_driver_sql(statement)
+    engine.dispose()
+
+
 def test_s3_server_holds_the_artifact_bucket(s3):
     client = boto3.client(
         "s3",

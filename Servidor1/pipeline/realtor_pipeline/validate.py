@@ -76,6 +76,12 @@ def validate_listings(rows: pd.DataFrame, today: date | None = None) -> Validati
         reasons[unparseable] += (
             f"; {column}: not a {'date (YYYY-MM-DD)' if column == 'prev_sold_date' else 'number'}"
         )
+    # Dates pandas can parse but not hold in nanoseconds (year 1, year 9999) would fail the
+    # schema's coercion for the whole batch: the range is checked here, row by row, first.
+    dates, latest = parsed["prev_sold_date"], pd.Timestamp(today or date.today())
+    out_of_range = dates.notna() & ((dates < EARLIEST_SALE) | (dates > latest))
+    reasons[out_of_range] += f"; prev_sold_date: in_range({EARLIEST_SALE.date()}, {latest.date()})"
+    parsed.loc[out_of_range, "prev_sold_date"] = pd.NaT
     try:
         schema.validate(parsed, lazy=True)
     except pa.errors.SchemaErrors as errors:
