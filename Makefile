@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest render
+.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest render load-test
 
 CHECKOV_VENV := .venv-checkov
 
@@ -42,6 +42,21 @@ bench-ingest: setup
 
 bench-model:
 	PYTHONPATH=. $(BIN)/python Servidor1/pipeline/bench_model.py
+
+# Headless Locust run against a running inference API; CSV and HTML reports in LOAD_TEST_REPORTS.
+# Fails when the SLO is missed: LOCUST_P95_SLO_MS and LOCUST_MAX_FAILURE_RATIO override the
+# locustfile's defaults, e.g. `make load-test LOCUST_USERS=50 LOCUST_P95_SLO_MS=300`.
+LOCUST_HOST ?= http://127.0.0.1:8000
+LOCUST_USERS ?= 20
+LOCUST_SPAWN_RATE ?= 5
+LOCUST_RUN_TIME ?= 1m
+LOAD_TEST_REPORTS ?= .local/load-test
+
+load-test:
+	mkdir -p $(LOAD_TEST_REPORTS)
+	$(BIN)/locust -f Servidor3/locust/locustfile.py --headless --host $(LOCUST_HOST) \
+		--users $(LOCUST_USERS) --spawn-rate $(LOCUST_SPAWN_RATE) --run-time $(LOCUST_RUN_TIME) \
+		--csv $(LOAD_TEST_REPORTS)/load-test --html $(LOAD_TEST_REPORTS)/load-test.html
 
 lint:
 	$(BIN)/ruff check .
