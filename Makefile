@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest
+.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest bench-serving
 
 setup: system-packages $(VENV)/.installed services databases
 
@@ -34,6 +34,10 @@ bench-ingest: setup
 
 bench-model:
 	PYTHONPATH=. $(BIN)/python Servidor1/pipeline/bench_model.py
+
+# ~2-3 minutes: its own MLflow server and model, then three servers one after another.
+bench-serving: setup
+	PYTHONPATH=.:Servidor1/pipeline $(BIN)/python Servidor3/bench_serving.py $(BENCH_SERVING_ARGS)
 
 lint:
 	$(BIN)/ruff check .
