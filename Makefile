@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest render load-test
+.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest bench-serving render load-test
 
 CHECKOV_VENV := .venv-checkov
 
@@ -57,6 +57,10 @@ load-test:
 	$(BIN)/locust -f Servidor3/locust/locustfile.py --headless --host $(LOCUST_HOST) \
 		--users $(LOCUST_USERS) --spawn-rate $(LOCUST_SPAWN_RATE) --run-time $(LOCUST_RUN_TIME) \
 		--csv $(LOAD_TEST_REPORTS)/load-test --html $(LOAD_TEST_REPORTS)/load-test.html
+
+# ~2-3 minutes: its own MLflow server and model, then three servers one after another.
+bench-serving: setup
+	PYTHONPATH=.:Servidor1/pipeline $(BIN)/python Servidor3/bench_serving.py $(BENCH_SERVING_ARGS)
 
 lint:
 	$(BIN)/ruff check .
