@@ -28,13 +28,16 @@ if champion is None:
     st.info(f"No model is `{name}@champion` yet: the first DAG run that trains one promotes it.")
 else:
     champion_run = training_runs[champion["run_id"]]
-    experiment_id, run_id = champion_run["experiment_id"], champion["run_id"]
     promoted = history.promoted_at(promotions, champion["version"])
     test_metrics = {key: value for key, value in champion_run["metrics"].items() if key.startswith("test_")}
-    cards = st.columns(2 + len(test_metrics))
-    cards[0].metric("Version", champion["version"])
-    cards[1].metric("Promoted", f"{promoted:%Y-%m-%d %H:%M} UTC" if promoted is not None else "not recorded")
-    for card, (metric, value) in zip(cards[2:], sorted(test_metrics.items()), strict=True):
+    version_card, promoted_card = st.columns(2)
+    version_card.metric("Version", champion["version"])
+    promoted_card.metric(
+        "Promoted", f"{promoted:%Y-%m-%d %H:%M} UTC" if promoted is not None else "not recorded"
+    )
+    for card, (metric, value) in zip(
+        st.columns(len(test_metrics)), sorted(test_metrics.items()), strict=True
+    ):
         card.metric(metric, f"{value:,.3g}" if abs(value) < 10 else f"{value:,.0f}")
     run_path = f"#/experiments/{champion_run['experiment_id']}/runs/{champion['run_id']}"
     st.link_button(
