@@ -195,12 +195,15 @@ def search_runs(tracking_uri: str, experiment_name: str, filter_string: str) -> 
 
 @st.cache_data(ttl=CACHE_SECONDS * 10, show_spinner=False)
 def run_artifact(tracking_uri: str, run_id: str, path: str) -> bytes | None:
-    """A file logged to a run, through the tracking server (which proxies S3); None if absent."""
-    url = f"{tracking_uri}/get-artifact"
-    response = _send(MLFLOW, "GET", url, params={"run_uuid": run_id, "path": path})
-    if response.status_code == 404:
+    """A file logged to a run, through the tracking server (which proxies S3); None if absent.
+
+    Listed first: the proxy answers a missing file with a 500, indistinguishable from an outage."""
+    folder = path.rpartition("/")[0]
+    listed = _mlflow(tracking_uri, "GET", "artifacts/list", params={"run_id": run_id, "path": folder})
+    if path not in {found["path"] for found in (listed or {}).get("files", [])}:
         return None
-    return _checked(MLFLOW, response).content
+    url = f"{tracking_uri}/get-artifact"
+    return _checked(MLFLOW, _send(MLFLOW, "GET", url, params={"run_uuid": run_id, "path": path})).content
 
 
 def _with_tags(version: dict) -> dict:

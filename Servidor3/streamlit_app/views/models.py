@@ -35,9 +35,7 @@ else:
     promoted_card.metric(
         "Promoted", f"{promoted:%Y-%m-%d %H:%M} UTC" if promoted is not None else "not recorded"
     )
-    for card, (metric, value) in zip(
-        st.columns(len(test_metrics)), sorted(test_metrics.items()), strict=True
-    ):
+    for card, (metric, value) in zip(st.columns(len(test_metrics) or 1), sorted(test_metrics.items())):  # noqa: B905 (none: one empty column)
         card.metric(metric, f"{value:,.3g}" if abs(value) < 10 else f"{value:,.0f}")
     run_path = f"#/experiments/{champion_run['experiment_id']}/runs/{champion['run_id']}"
     st.link_button(
