@@ -58,7 +58,7 @@ def shap_waterfall(explanation: dict) -> alt.Chart:
 def metric_by_version(frame: pd.DataFrame, metric_title: str) -> alt.Chart:
     """The test metric of each version, promoted versions marked, the champion ringed."""
     base = alt.Chart(frame).encode(
-        x=alt.X("version:O", title="model version"),
+        x=alt.X("version:O", title="model version", axis=alt.Axis(labelAngle=0)),
         y=alt.Y("test MAE:Q", title=metric_title, scale=alt.Scale(zero=False)),
     )
     points = base.mark_point(size=120, filled=True).encode(
