@@ -18,9 +18,10 @@ PIPELINE_DB_PASSWORD=$(openssl rand -hex 16)
 MLFLOW_DB_PASSWORD=$(openssl rand -hex 16)
 ENV
 fi
-# Added after the first release: files written before it get the new password appended.
-grep -q '^INFERENCE_LOG_PASSWORD=' "$credentials" \
-  || echo "INFERENCE_LOG_PASSWORD=$(openssl rand -hex 16)" >> "$credentials"
+# Added after the first release: files written before them get the new passwords appended.
+for name in INFERENCE_LOG_PASSWORD PIPELINE_STATUS_PASSWORD; do
+  grep -q "^$name=" "$credentials" || echo "$name=$(openssl rand -hex 16)" >> "$credentials"
+done
 set -a; . "$credentials"; set +a
 
 # As the machine's root, over the socket (MariaDB's unix_socket auth).

@@ -158,6 +158,11 @@ def settings(credentials: dict[str, str]) -> dict[str, str]:
         "INFERENCE_LOG_DATABASE": "InferenceLog",
         "INFERENCE_LOG_USER": "inference_logger",
         "INFERENCE_LOG_PASSWORD": credentials.get("INFERENCE_LOG_PASSWORD", ""),
+        "PIPELINE_STATUS_HOST": "127.0.0.1",
+        "PIPELINE_STATUS_PORT": "3306",
+        "PIPELINE_STATUS_DATABASE": "RawData",
+        "PIPELINE_STATUS_USER": "pipeline_status",
+        "PIPELINE_STATUS_PASSWORD": credentials.get("PIPELINE_STATUS_PASSWORD", ""),
     }
     chosen = {name: os.environ.get(name, default) for name, default in defaults.items()}
     secret = (
@@ -338,7 +343,11 @@ def main() -> None:
                 "MODEL_NAME": MODEL_NAME,
                 "MODEL_POLL_SECONDS": "5",
                 "OMP_NUM_THREADS": "1",
-                **{name: value for name, value in config.items() if name.startswith("INFERENCE_LOG_")},
+                **{
+                    name: value
+                    for name, value in config.items()
+                    if name.startswith(("INFERENCE_LOG_", "PIPELINE_STATUS_"))
+                },
             },
             http_ok(f"{url['inference_api']}/health"),
         )

@@ -7,6 +7,7 @@ packages=(
   mariadb-server mariadb-client          # node 1's MySQL stand-in
   postgresql postgresql-client           # MLflow's backend store
   prometheus                             # node 3's Prometheus and promtool
+  chromium                               # renders the Streamlit pages in the browser test
   default-libmysqlclient-dev pkg-config  # to build mysqlclient
   python3-venv
 )

@@ -45,6 +45,8 @@ def topology_env(topology: Topology, node: Node) -> dict[str, str]:
             "MLFLOW_TRACKING_URI": topology.url(mlflow.name, "mlflow"),
             "INFERENCE_LOG_HOST": host,
             "INFERENCE_LOG_PORT": str(port),
+            "PIPELINE_STATUS_HOST": host,
+            "PIPELINE_STATUS_PORT": str(port),
         }
     raise ValueError(f"server={node.server!r} has no topology environment; expected Servidor1-3")
 

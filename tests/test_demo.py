@@ -34,6 +34,10 @@ def test_demo_runs_the_dag_until_a_champion_serves_a_prediction_then_stops(creat
             "INFERENCE_LOG_DATABASE": databases.inference_log_db,
             "INFERENCE_LOG_USER": databases.inference_log_user,
             "INFERENCE_LOG_PASSWORD": databases.inference_log_password,
+            "PIPELINE_STATUS_HOST": databases.host,
+            "PIPELINE_STATUS_DATABASE": databases.raw_db,
+            "PIPELINE_STATUS_USER": databases.status_user,
+            "PIPELINE_STATUS_PASSWORD": databases.status_password,
         },
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]

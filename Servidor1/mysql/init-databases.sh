@@ -2,7 +2,8 @@
 # Creates node 1's training databases and the pipeline's least-privilege user; when
 # AIRFLOW_DB_PASSWORD is set, Airflow's own metadata database and user; when INFERENCE_LOG_PASSWORD
 # is set, the inference API's prediction log (database, table, and a user that can only insert
-# into it). Idempotent, and re-running it with new passwords rotates them.
+# into it); when PIPELINE_STATUS_PASSWORD is set, a SELECT-only user for the inference API's
+# /pipeline endpoints. Idempotent, and re-running it with new passwords rotates them.
 # Runs wherever a `mysql` client reaches the server: the MySQL pod's init (as root), `make setup`
 # and the test harness (with session-unique names). Connection: MYSQL_HOST, MYSQL_TCP_PORT and
 # MYSQL_PWD as the client reads them, or MYSQL_UNIX_PORT for a socket; MYSQL_ADMIN_USER (default root).
@@ -74,5 +75,17 @@ ALTER USER '${INFERENCE_LOG_USER}'@'%' IDENTIFIED BY '${INFERENCE_LOG_PASSWORD}'
 GRANT INSERT ON \`${INFERENCE_LOG_DB}\`.inference_log TO '${INFERENCE_LOG_USER}'@'%';
 SQL
   echo "mysql-init: ${INFERENCE_LOG_DB}.inference_log ready for ${INFERENCE_LOG_USER} (insert only)"
+fi
+if [ -n "${PIPELINE_STATUS_PASSWORD:-}" ]; then
+  : "${PIPELINE_STATUS_USER:=pipeline_status}"
+  # The inference API's /pipeline endpoints read only ingestion_log and realtor_quarantine, but
+  # the grant is on the database: MySQL and MariaDB refuse a table grant (without CREATE) before
+  # the table exists (ERROR 1146), and the pipeline creates its tables later, on its first run.
+  mysql --user="${MYSQL_ADMIN_USER:-root}" <<SQL
+CREATE USER IF NOT EXISTS '${PIPELINE_STATUS_USER}'@'%' IDENTIFIED BY '${PIPELINE_STATUS_PASSWORD}';
+ALTER USER '${PIPELINE_STATUS_USER}'@'%' IDENTIFIED BY '${PIPELINE_STATUS_PASSWORD}';
+GRANT SELECT ON \`${RAW_DATA_DB}\`.* TO '${PIPELINE_STATUS_USER}'@'%';
+SQL
+  echo "mysql-init: ${RAW_DATA_DB} readable by ${PIPELINE_STATUS_USER} (select only)"
 fi
 echo "mysql-init: databases ${RAW_DATA_DB}, ${CLEAN_DATA_DB} ready for ${PIPELINE_DB_USER}"

@@ -62,6 +62,8 @@ class MariaDB:
     inference_log_db: str  # with its table, and a user that may only insert into it
     inference_log_user: str
     inference_log_password: str
+    status_user: str  # may only read RawData, for the inference API's /pipeline endpoints
+    status_password: str
 
     def url(self, database: str) -> str:
         return f"mysql+mysqldb://{self.user}:{self.password}@{self.host}:{self.port}/{database}"
@@ -92,6 +94,8 @@ def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterat
             inference_log_db=f"InferenceLog_{session_id}_{suffix}",
             inference_log_user=f"inflog_{session_id}_{suffix}",
             inference_log_password=secrets.token_hex(12),
+            status_user=f"status_{session_id}_{suffix}",
+            status_password=secrets.token_hex(12),
         )
         env = {
             **os.environ,
@@ -103,6 +107,8 @@ def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterat
             "INFERENCE_LOG_DB": service.inference_log_db,
             "INFERENCE_LOG_USER": service.inference_log_user,
             "INFERENCE_LOG_PASSWORD": service.inference_log_password,
+            "PIPELINE_STATUS_USER": service.status_user,
+            "PIPELINE_STATUS_PASSWORD": service.status_password,
         }
         init = subprocess.run(
             [REPO_ROOT / "Servidor1" / "mysql" / "init-databases.sh"], env=env, capture_output=True, text=True
@@ -120,7 +126,7 @@ def create_mariadb(session_id: str, admin_credentials: dict[str, str]) -> Iterat
         for service in made:
             for database in (service.raw_db, service.clean_db, service.inference_log_db):
                 connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-            for user in (service.user, service.inference_log_user):
+            for user in (service.user, service.inference_log_user, service.status_user):
                 # %% escapes the driver's paramstyle
                 connection.exec_driver_sql(f"DROP USER IF EXISTS '{user}'@'%%'")
     admin.dispose()

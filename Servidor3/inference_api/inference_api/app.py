@@ -24,6 +24,7 @@ from prometheus_fastapi_instrumentator import Instrumentator
 from inference_api.inference_log import InferenceLog
 from inference_api.metrics import LATENCY_BUCKETS, ServingMetrics
 from inference_api.model_store import LoadedModel, ModelStore
+from inference_api.pipeline_status import router as pipeline_status_router
 from inference_api.schemas import (
     LISTING_FIELDS,
     BatchPrediction,
@@ -60,6 +61,7 @@ def create_app(settings: ServingSettings | None = None, registry: CollectorRegis
         lifespan=lifespan,
     )
     app.state.model_store = store
+    app.include_router(pipeline_status_router())
     Instrumentator(excluded_handlers=["/metrics"], registry=registry).instrument(
         app, latency_lowr_buckets=LATENCY_BUCKETS, latency_highr_buckets=LATENCY_BUCKETS
     ).expose(app, include_in_schema=False)
