@@ -7,12 +7,14 @@ directly.
 """
 
 import logging
+import math
 import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import FastAPI, Header, HTTPException, Request
 from fastapi.exception_handlers import request_validation_exception_handler
@@ -38,6 +40,17 @@ from inference_api.schemas import (
 from inference_api.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
+
+
+def _json_safe(value: Any) -> Any:
+    """`value` with every non-finite float as its text ("inf", "nan")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {key: _json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(item) for item in value]
+    return value
 
 
 def create_app(settings: ServingSettings | None = None, registry: CollectorRegistry = REGISTRY) -> FastAPI:
@@ -101,7 +114,10 @@ def create_app(settings: ServingSettings | None = None, registry: CollectorRegis
     @app.exception_handler(RequestValidationError)
     async def count_validation_errors(request: Request, error: RequestValidationError) -> JSONResponse:
         metrics.prediction_errors.labels("validation").inc()
-        return await request_validation_exception_handler(request, error)
+        # FastAPI echoes each wrong input back, and a JSON response cannot hold Infinity or NaN.
+        return await request_validation_exception_handler(
+            request, RequestValidationError(_json_safe(error.errors()), body=error.body)
+        )
 
     @app.post("/predict", tags=["predict"])
     async def predict_one(listing: Listing) -> Prediction:

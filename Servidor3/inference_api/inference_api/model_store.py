@@ -26,12 +26,15 @@ from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
 
 from inference_api.metrics import ServingMetrics
 from inference_api.settings import ServingSettings
+from inference_api.stacked_trees import StackedTrees
 
 logger = logging.getLogger(__name__)
 
 # The request schema already rejects non-finite numbers, and the fitted pipeline's parameters
 # were validated when it was fitted: skipping both checks halves a one-row predict (~1.9 → ~1.1 ms).
 FAST_SKLEARN = {"assume_finite": True, "skip_parameter_validation": True}
+# Up to this many rows, stacked trees beat sklearn's tree-by-tree loop; above, sklearn's is faster.
+STACKED_TREES_MAX_ROWS = 4
 
 
 @dataclass(frozen=True)
@@ -46,11 +49,16 @@ class LoadedModel:
     loaded_at: datetime
     pipeline: Any  # TransformedTargetRegressor around Pipeline(features…, estimator)
     explainer: shap.Explainer = field(repr=False)  # of the estimator, on the features before it
+    # The estimator's trees stacked for small requests; None: every request goes through sklearn.
+    stacked_trees: StackedTrees | None = field(default=None, repr=False)
 
     def predict(self, columns: Mapping[str, Sequence]) -> np.ndarray:
         """Prices for listings given column-wise (name → one value per listing)."""
         with sklearn.config_context(**FAST_SKLEARN):
-            return np.asarray(self.pipeline.predict(columns), dtype=float)
+            if self.stacked_trees is None or len(columns["status"]) > STACKED_TREES_MAX_ROWS:
+                return np.asarray(self.pipeline.predict(columns), dtype=float)
+            features = self.pipeline.regressor_[:-1].transform(columns)
+        return _price(self.pipeline, self.stacked_trees.predict(features))
 
     def explain(self, columns: Mapping[str, Sequence]) -> tuple[float, list[tuple[str, float, float]]]:
         """(base value, [(feature, value, SHAP value)]) for one listing, in log(1 + price) units."""
@@ -98,7 +106,27 @@ def load_version(client: mlflow.MlflowClient, name: str, alias: str, version: st
         loaded_at=datetime.now(UTC),
         pipeline=pipeline,
         explainer=_explainer(estimator, featurize.transform(example), names),
+        stacked_trees=_stacked_trees_if_exact(pipeline, example),
     )
+
+
+def _price(pipeline, estimate: np.ndarray) -> np.ndarray:
+    """What the TransformedTargetRegressor makes of its estimator's output: the price."""
+    return estimate if pipeline.inverse_func is None else pipeline.inverse_func(estimate)
+
+
+def _stacked_trees_if_exact(pipeline, example) -> StackedTrees | None:
+    """The stacked trees, if they reproduce the pipeline on the version's input example."""
+    stacked = StackedTrees.of(pipeline.regressor_[-1])
+    if stacked is None:
+        return None
+    with sklearn.config_context(**FAST_SKLEARN):
+        expected = pipeline.predict(example)
+        features = pipeline.regressor_[:-1].transform(example)
+    if np.allclose(_price(pipeline, stacked.predict(features)), expected, rtol=1e-9, atol=0):
+        return stacked
+    logger.warning("event=stacked_trees_mismatch: serving every request through sklearn")
+    return None
 
 
 class ModelStore:
