@@ -76,9 +76,10 @@ def test_the_status_user_can_read_but_not_write(pipeline_runs):
         connection.close()
 
 
-def test_without_a_host_the_endpoints_say_they_are_off(inference_api):
+def test_without_a_host_the_endpoints_say_they_are_off():
+    off = status_client(host="")
     for path in ("/pipeline/ingestion", "/pipeline/quarantine"):
-        response = requests.get(f"{inference_api.url}{path}", timeout=10)
+        response = off.get(path)
         assert response.status_code == 503
         assert "PIPELINE_STATUS_HOST is not set" in response.json()["detail"]
 
