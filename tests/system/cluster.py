@@ -46,7 +46,7 @@ import json, runpy, sys
 from datetime import datetime, timezone
 dag = runpy.run_path(sys.argv[1])["realtor_price_model"]()
 logical = datetime.fromisoformat(sys.argv[2]) if len(sys.argv) > 2 else None
-run = dag.test(logical_date=logical) if logical else dag.test()
+run = dag.test(logical_date=logical, run_after=logical) if logical else dag.test()
 states = {ti.task_id: getattr(ti.state, "value", ti.state) for ti in run.get_task_instances()}
 print("DAG_RESULT " + json.dumps({"run_id": run.run_id, "states": states}))
 """
