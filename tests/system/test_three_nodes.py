@@ -206,7 +206,7 @@ def test_api_killed_under_load_comes_back_with_bounded_reported_failures(cluster
     api_process = cluster.processes["inference-api"]
     restarts = api_process.restarts
     thread, outcome = run_in_background(
-        cluster.load_test, "40s", 20, tmp_path / "load", **{"LOCUST_MAX_FAILURE_RATIO": "0.25"}
+        lambda: cluster.load_test("40s", 20, tmp_path / "load", LOCUST_MAX_FAILURE_RATIO="0.25")
     )
     time.sleep(12)
     api_process.kill()
@@ -224,9 +224,10 @@ def test_api_killed_under_load_comes_back_with_bounded_reported_failures(cluster
 
 
 def table_counts(cluster: Cluster) -> dict[str, int]:
+    """Rows per data table; RawData.ingestion_log records every fetch, a repeat included."""
     tables = cluster.mysql(
         "SELECT table_schema, table_name FROM information_schema.tables "
-        "WHERE table_schema IN ('RawData', 'CleanData') ORDER BY 1, 2"
+        "WHERE table_schema IN ('RawData', 'CleanData') AND table_name != 'ingestion_log' ORDER BY 1, 2"
     )
     return {
         f"{schema}.{table}": int(cluster.mysql(f"SELECT COUNT(*) FROM `{schema}`.`{table}`")[0][0])
@@ -246,6 +247,12 @@ def test_same_batch_twice_and_a_cleared_rerun_add_no_duplicate_rows(cluster: Clu
     assert again["run_id"] == first["run_id"]
     assert again["states"]["extract_data"] == "success"
     assert table_counts(cluster) == counts
+    (last_fetch,) = cluster.mysql(
+        "SELECT rows_received, rows_inserted, rows_duplicate FROM RawData.ingestion_log"
+        " ORDER BY id DESC LIMIT 1"
+    )
+    received, inserted, duplicate = map(int, last_fetch)
+    assert received > 0 and inserted == 0 and duplicate > 0, last_fetch
     duplicates = cluster.mysql(
         "SELECT COUNT(*) FROM (SELECT 1 FROM RawData.realtor_raw GROUP BY generation, group_number, day, "
         "listing_hash, occurrence HAVING COUNT(*) > 1) AS d"
