@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 REQUIREMENTS := requirements-dev.txt constraints.txt $(wildcard */requirements.txt */*/requirements.txt)
 
-.PHONY: setup system-packages services databases test demo lint bench-model bench-ingest bench-serving render load-test
+.PHONY: setup system-packages services databases test test-system demo lint bench-model bench-ingest bench-serving render load-test
 
 CHECKOV_VENV := .venv-checkov
 
@@ -31,8 +31,13 @@ services:
 databases:
 	scripts/create-local-databases.sh
 
+# `make test` includes the three-node system test's main flow (~2 min); `make test-system` runs
+# it with every fault (~10 min). Both as root: tests/README.md, "Three-node system test".
 test: setup
 	$(BIN)/python -m pytest
+
+test-system: setup
+	REALTOR_SYSTEM_FULL=1 $(BIN)/python -m pytest -m system -s tests/system
 
 demo: setup
 	$(BIN)/python scripts/demo.py $(DEMO_ARGS)

@@ -137,6 +137,9 @@ class ModelStore:
         # so each attempt fails fast and is counted. Read by MLflow per request, from the environment.
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
+        # Models come through the tracking server's proxy: MLflow's default hands out presigned
+        # links to node 2's S3, which node 3 cannot reach (found by the three-node test).
+        os.environ.setdefault("MLFLOW_ENABLE_PROXY_MULTIPART_DOWNLOAD", "false")
         self._client = mlflow.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
         self._current: LoadedModel | None = None
         self._refresh_lock = threading.Lock()  # one load at a time (poll thread vs admin reload)
