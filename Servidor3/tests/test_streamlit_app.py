@@ -183,7 +183,8 @@ def test_a_backend_that_is_down_gives_a_banner_not_a_traceback(monkeypatch, page
     assert "connection refused" in banner.value
 
 
-def test_data_page_says_when_the_api_has_no_pipeline_status(monkeypatch, inference_api):
-    app = open_page(monkeypatch, "data", INFERENCE_API_URL=inference_api.url)
+def test_data_page_says_when_the_api_has_no_pipeline_status(monkeypatch, start_inference_api):
+    api = start_inference_api(PIPELINE_STATUS_HOST="")
+    app = open_page(monkeypatch, "data", INFERENCE_API_URL=api.url)
     [banner] = app.error
     assert "HTTP 503" in banner.value and "PIPELINE_STATUS_HOST is not set" in banner.value

@@ -11,11 +11,12 @@ connection per request, and an empty PIPELINE_STATUS_HOST turns both endpoints i
 
 import contextlib
 from collections import Counter
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Annotated
 
 import MySQLdb
 from fastapi import APIRouter, HTTPException, Query
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TIMEOUT_SECONDS = 5
@@ -35,13 +36,17 @@ class PipelineStatusSettings(BaseSettings):
     password: str = ""
 
 
+# Node 1 stores times in UTC without an offset; JSON Schema's date-time (RFC 3339) needs one.
+UtcDatetime = Annotated[datetime, AfterValidator(lambda value: value.replace(tzinfo=value.tzinfo or UTC))]
+
+
 class IngestionRow(BaseModel):
     id: int
     group_number: int
     day: str
     generation: int
     batch_number: int | None
-    started_at: datetime
+    started_at: UtcDatetime
     duration_s: float
     rows_received: int
     rows_inserted: int
@@ -63,7 +68,7 @@ class QuarantinedRow(BaseModel):
     day: str
     batch_number: int
     position: int
-    fetched_at: datetime
+    fetched_at: UtcDatetime
     rule: str
     served_row: str
 
