@@ -37,6 +37,18 @@ PG_BIN = Path("/usr/lib/postgresql/15/bin")
 DAG_FILE = REPO_ROOT / "Servidor1" / "airflow" / "dags" / "realtor_price_model.py"
 PROMETHEUS_DIR = REPO_ROOT / "Servidor3" / "prometheus"
 STREAMLIT_APP = REPO_ROOT / "Servidor3" / "streamlit_app" / "app.py"
+RENDER_PAGE = """
+import json, sys
+from streamlit.testing.v1 import AppTest
+app = AppTest.from_file(sys.argv[1], default_timeout=120).run()
+app.switch_page(f"views/{sys.argv[2]}.py").run()
+print(json.dumps({
+    "headers": [header.value for header in app.header],
+    "metrics": {metric.label: metric.value for metric in app.metric},
+    "errors": [error.value for error in app.error],
+    "exceptions": [exception.value for exception in app.exception],
+}))
+"""
 # What a process sees besides its Deployment's environment (the image's PATH, a locale).
 BASE_ENV = {"PATH": f"{VENV_BIN}:/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": "/root"}
 
@@ -136,6 +148,7 @@ class Cluster:
             "PIPELINE_DB_PASSWORD": secrets.token_hex(12),
             "AIRFLOW_DB_PASSWORD": secrets.token_hex(12),
             "INFERENCE_LOG_PASSWORD": secrets.token_hex(12),
+            "PIPELINE_STATUS_PASSWORD": secrets.token_hex(12),
             "MYSQL_ROOT_PASSWORD": "",  # the init script runs over node 1's socket as root
             "AIRFLOW__CORE__FERNET_KEY": _fernet_key(),
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(16),
@@ -388,6 +401,32 @@ class Cluster:
         api.start(http_ok_in(self.client("node3"), f"http://{host}:{port}/health"), timeout=120)
         api.supervise()
         self.start_prometheus()
+        self.start_streamlit()
+
+    def start_streamlit(self) -> None:
+        """Node 3's Streamlit page with its Deployment's environment and its image's command."""
+        host, port = self.overlays["node3"].listen_address("streamlit")
+        health = http_ok_in(self.client("node3"), f"http://{host}:{port}/_stcore/health")
+        self._process(
+            "streamlit", "node3",
+            [str(VENV_BIN / "streamlit"), "run", str(STREAMLIT_APP), f"--server.address={host}",
+             f"--server.port={port}", "--server.headless=true"],
+            self.streamlit_env(),
+        ).start(health, timeout=120)  # fmt: skip
+
+    def streamlit_env(self) -> dict[str, str]:
+        return {**self.overlays["node3"].env("streamlit", self.secrets), "HOME": str(self.folder / "node3")}
+
+    def render_streamlit_page(self, page: str) -> dict:
+        """One page of the Streamlit app run by Streamlit's AppTest in node 3, with the Deployment's
+        environment: its headers, metrics, error banners and exceptions."""
+        result = subprocess.run(
+            ["ip", "netns", "exec", self.network.namespace("node3"), str(VENV_BIN / "python"), "-c",
+             RENDER_PAGE, str(STREAMLIT_APP), page],
+            env={**os.environ, **self.streamlit_env()}, capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        return json.loads(result.stdout.splitlines()[-1])
 
     def start_prometheus(self) -> None:
         """Node 3's prometheus.yml and rules, with each target resolved like any in-node address."""

@@ -17,7 +17,7 @@ import mlflow
 import pytest
 import requests
 
-from tests.system.cluster import STREAMLIT_APP, Cluster, wait_for
+from tests.system.cluster import Cluster, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -109,9 +109,12 @@ def test_dag_trains_a_champion_that_node3_serves_renders_scrapes_and_loads(clust
     assert float(predictions[0]["value"][1]) > 0
 
 
-@pytest.mark.skipif(not STREAMLIT_APP.exists(), reason=f"{STREAMLIT_APP} is not on this branch yet")
-def test_streamlit_renders_the_served_model(cluster: Cluster):  # pragma: no cover - app not there yet
-    raise NotImplementedError("start Servidor3/streamlit_app/app.py in node 3 and fetch its page")
+def test_streamlit_renders_the_served_model(cluster: Cluster):
+    """Run after the main flow: the Models page, with node 3's environment, shows the champion."""
+    version = champion(cluster)
+    page = cluster.render_streamlit_page("models")
+    assert page["exceptions"] == [] and page["errors"] == [], page
+    assert page["headers"][0] == "Champion" and page["metrics"]["Version"] == version, page
 
 
 def run_in_background(target, *args) -> tuple[threading.Thread, dict]:
