@@ -40,7 +40,10 @@ def shap_waterfall(explanation: dict) -> alt.Chart:
     ]
     frame["label_at"] = frame[["start", "end"]].max(axis=1)  # right of the bar, whichever way it goes
     order = list(frame["step"])
-    rows = alt.Chart(frame).encode(y=alt.Y("step:N", sort=order, title=None))
+    # Every step labelled: Vega-Lite would otherwise hide labels it thinks crowd each other.
+    rows = alt.Chart(frame).encode(
+        y=alt.Y("step:N", sort=order, title=None, axis=alt.Axis(labelOverlap=False, labelLimit=240))
+    )
     bars = rows.mark_bar().encode(
         x=alt.X("start:Q", title="price (US$)", axis=alt.Axis(format="$,.0f")),
         x2="end:Q",
@@ -52,7 +55,7 @@ def shap_waterfall(explanation: dict) -> alt.Chart:
         tooltip=["step", "change"],
     )
     labels = rows.mark_text(align="left", dx=4, color="#212121").encode(x="label_at:Q", text="change")
-    return (bars + labels).properties(height=28 * len(frame))
+    return (bars + labels).properties(height=alt.Step(28))
 
 
 def metric_by_version(frame: pd.DataFrame, metric_title: str) -> alt.Chart:

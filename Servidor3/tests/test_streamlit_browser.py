@@ -131,3 +131,31 @@ def test_each_page_renders_its_headings_without_an_exception(streamlit_url, brow
     screenshot.write_bytes(base64.b64decode(shot["data"]))
     assert not missing, f"{missing} not on {url} after {PAGE_SECONDS} s; see {screenshot}"
     assert state["exceptions"] == 0 and not re.search(r"Traceback|Error:", state["text"]), state["text"]
+
+
+CLICK_PREDICT = """[...document.querySelectorAll('button')]
+  .find((button) => button.innerText.trim() === 'Predict price').click()"""
+
+
+def test_a_prediction_shows_its_price_and_waterfall_in_the_browser(streamlit_url, browser, tmp_path):
+    """The form's defaults submitted as a person would: the price and the SHAP waterfall appear."""
+    browser.call("Page.navigate", url=streamlit_url)
+    expected = ["Predicted price", "What moved the price"]
+    deadline, clicked = time.monotonic() + PAGE_SECONDS, False
+    while True:
+        time.sleep(0.5)
+        state = json.loads(browser.call("Runtime.evaluate", expression=PAGE_STATE)["result"]["value"])
+        if not clicked and "Predict price" in state["text"] and not state["running"]:
+            browser.call("Runtime.evaluate", expression=CLICK_PREDICT)
+            clicked = True
+            continue
+        missing = [text for text in expected if text not in state["text"]]
+        if (clicked and not missing and not state["running"]) or time.monotonic() > deadline:
+            break
+    time.sleep(2)  # the waterfall chart draws after the text
+    screenshot = tmp_path / "prediction.png"
+    shot = browser.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    assert clicked and not missing, f"{missing} not shown after submitting; see {screenshot}"
+    assert re.search(r"\$\d{2,3},\d{3}", state["text"]), state["text"]  # a price in dollars
+    assert state["exceptions"] == 0 and not re.search(r"Traceback|Error:", state["text"]), state["text"]
