@@ -32,7 +32,7 @@ databases:
 	scripts/create-local-databases.sh
 
 # `make test` includes the three-node system test's main flow (~2 min); `make test-system` runs
-# it with every fault (~10 min). Both as root: tests/README.md, "Three-node system test".
+# it with every fault (~6 min). Both as root: tests/README.md, "Three-node system test".
 test: setup
 	$(BIN)/python -m pytest
 

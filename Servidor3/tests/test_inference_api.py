@@ -144,7 +144,7 @@ def test_malformed_bodies_and_oversized_batches_get_a_422(inference_api):
     assert empty.status_code == 422
 
 
-def test_predictions_land_in_the_inference_log_and_nowhere_else(inference_api, mariadb, admin_credentials):
+def test_predictions_land_in_the_inference_log_table(inference_api, mariadb, admin_credentials):
     response = requests.post(
         f"{inference_api.url}/predict/batch", json={"listings": [LISTING] * 3}, timeout=10
     )
